@@ -1,0 +1,1 @@
+"""Physics: materials, detector geometry, shower observables and distribution distances."""
