@@ -1,0 +1,89 @@
+"""Typed run configurations. Each validates once, at construction; errors name the flag and what is allowed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hpcgen.errors import UserError
+from hpcgen.physics.calo_geometry import DEFAULT_GEOMETRY, SamplingCalorimeter
+
+# Primary energies the calorimeter generators accept (GFlash's fits and the cascade's cost both assume this).
+ENERGY_MIN_GEV, ENERGY_MAX_GEV = 1.0, 1000.0
+
+
+@dataclass(frozen=True)
+class EnergySpec:
+    """Primary-energy distribution, parsed from ``A:B`` (uniform), ``log:A:B`` (log-uniform) or ``E1,E2,...``.
+
+    A list assigns energies round-robin by global shower index, so every listed energy gets N/len showers.
+    """
+
+    kind: str  # "uniform" | "log" | "list"
+    values: tuple[float, ...]
+    text: str = ""
+
+    @classmethod
+    def parse(cls, text: str, flag: str = "--energy-gev") -> "EnergySpec":
+        allowed = f"{flag}: expected A:B, log:A:B or E1,E2,... with energies in [{ENERGY_MIN_GEV:g}, {ENERGY_MAX_GEV:g}] GeV"
+        t = str(text).strip()
+        try:
+            if t.startswith("log:"):
+                kind, parts = "log", t[4:].split(":")
+            elif ":" in t:
+                kind, parts = "uniform", t.split(":")
+            else:
+                kind, parts = "list", t.split(",")
+            values = tuple(float(p) for p in parts)
+        except ValueError:
+            raise UserError(f"{allowed}, got {text!r}") from None
+        if kind in ("uniform", "log") and (len(values) != 2 or not values[0] < values[1]):
+            raise UserError(f"{allowed} and A < B, got {text!r}")
+        if not values or not all(np.isfinite(v) and ENERGY_MIN_GEV <= v <= ENERGY_MAX_GEV for v in values):
+            raise UserError(f"{allowed}, got {text!r}")
+        return cls(kind, values, t)
+
+    def sample(self, start: int, count: int, rng: np.random.Generator) -> np.ndarray:
+        """Energies (GeV, float64) of global showers ``start .. start+count-1``; random kinds draw from ``rng``."""
+        if self.kind == "list":
+            return np.asarray(self.values, dtype=np.float64)[(start + np.arange(count)) % len(self.values)]
+        a, b = self.values
+        u = rng.random(count)
+        if self.kind == "uniform":
+            return a + (b - a) * u
+        return np.exp(np.log(a) + (np.log(b) - np.log(a)) * u)
+
+
+@dataclass(frozen=True)
+class SimulateCaloConfig:
+    generator: str
+    n: int
+    energy: EnergySpec
+    seed: int
+    out: Path
+    chunk: int = 0  # showers per chunk and rank; 0 = generator default
+    overwrite: bool = False
+    progress: bool = True
+    geometry: SamplingCalorimeter = field(default=DEFAULT_GEOMETRY)
+
+    def __post_init__(self) -> None:
+        from hpcgen.sim import CALO_GENERATORS
+
+        if self.generator not in CALO_GENERATORS:
+            raise UserError(f"--generator: expected one of {', '.join(CALO_GENERATORS)}, got {self.generator!r}")
+        if self.n < 1:
+            raise UserError(f"--n: expected a number of showers >= 1, got {self.n}")
+        if self.seed < 0:
+            raise UserError(f"--seed: expected an integer >= 0, got {self.seed}")
+        if self.chunk < 0:
+            raise UserError(f"--chunk: expected >= 0 (0 = default), got {self.chunk}")
+        if not str(self.out).endswith(".h5"):
+            raise UserError(f"--out: expected a file name ending in .h5, got {str(self.out)!r}")
+        if not self.out.parent.is_dir():
+            raise UserError(f"--out: directory {str(self.out.parent)!r} does not exist")
+
+    @property
+    def chunk_size(self) -> int:
+        return self.chunk or (8 if self.generator == "cascade" else 256)
