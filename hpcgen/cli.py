@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
             raise UserError(f"--impact-jitter-mm: {exc}") from None
         cfg = SimulateCaloConfig(
             generator=args.generator, n=args.n, energy=EnergySpec.parse(args.energy_gev), seed=args.seed,
-            out=args.out, chunk=args.chunk, overwrite=args.overwrite, progress=not args.no_progress,
+            out=args.out, chunk=args.chunk, overwrite=args.overwrite, progress=not (args.no_progress or os.environ.get("HPCGEN_NO_PROGRESS")),
             geometry=geometry)
         from hpcgen.dist.world import world
         from hpcgen.jobs.simulate_calo import simulate_calo
@@ -126,7 +126,21 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, SimulationFailed):
             print(f"hpcgen: error: {exc}", file=sys.stderr)
             return 1
+        _abort_peers_on_crash()
         raise
+
+
+def _abort_peers_on_crash() -> None:
+    """An unexpected exception on one MPI rank must not leave the others waiting in a collective forever."""
+    import traceback
+
+    if "mpi4py.MPI" in sys.modules:
+        from mpi4py import MPI
+
+        if MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
+            traceback.print_exc()
+            sys.stderr.flush()
+            MPI.COMM_WORLD.Abort(1)
 
 
 if __name__ == "__main__":

@@ -31,10 +31,10 @@ def tmp_path(path: str | os.PathLike) -> Path:
 
 
 def existing_shards(out: str | os.PathLike) -> list[Path]:
-    """Shard files (final or temporary) of an earlier run writing ``out``."""
+    """Final-name shard files of an earlier run writing ``out`` (temporaries are simply overwritten)."""
     out = Path(out)
     stem = out.name[:-3] if out.name.endswith(".h5") else out.name
-    pat = re.compile(re.escape(stem) + r"\.r\d+\.h5(\.tmp)?$")
+    pat = re.compile(re.escape(stem) + r"\.r\d+\.h5$")
     parent = out.parent if str(out.parent) else Path(".")
     return sorted(p for p in parent.iterdir() if pat.match(p.name)) if parent.exists() else []
 

@@ -37,13 +37,16 @@ def _prepare_output(cfg: SimulateCaloConfig, world: World) -> None:
     """Rank 0 checks (and with --overwrite clears) the destination; all ranks agree before any work."""
     problem = None
     if world.rank == 0:
-        stale = existing_shards(cfg.out)
-        if (cfg.out.exists() or stale) and not cfg.overwrite:
-            what = cfg.out if cfg.out.exists() else stale[0]
-            problem = f"--out: {what} already exists; pass --overwrite to replace it"
-        elif cfg.overwrite:
-            for p in [cfg.out, tmp_path(cfg.out), *stale]:
-                p.unlink(missing_ok=True)
+        try:
+            stale = existing_shards(cfg.out)
+            if (cfg.out.exists() or stale) and not cfg.overwrite:
+                what = cfg.out if cfg.out.exists() else stale[0]
+                problem = f"--out: {what} already exists; pass --overwrite to replace it"
+            elif cfg.overwrite:
+                for p in [cfg.out, tmp_path(cfg.out), *stale]:
+                    p.unlink(missing_ok=True)
+        except OSError as exc:
+            problem = f"--out: cannot prepare {cfg.out} ({exc.strerror}: {exc.filename})"
     problem = world.bcast(problem)
     if problem:
         raise UserError(problem)
@@ -69,8 +72,14 @@ def simulate_calo(cfg: SimulateCaloConfig, world: World) -> Path:
 
         bar = tqdm(total=cfg.n, unit="shower", desc=f"{cfg.generator} x{world.size} ranks", file=sys.stderr,
                    mininterval=0.5, dynamic_ncols=True)
-    writer = CaloShardWriter(cfg.out, world.rank, cfg.geometry.shape, attrs, expected_n=mine)
     failed_here, done_total, t0 = False, 0, time.perf_counter()
+    writer = None
+    try:
+        writer = CaloShardWriter(cfg.out, world.rank, cfg.geometry.shape, attrs, expected_n=mine)
+    except Exception:
+        failed_here = True
+        print(f"hpcgen: rank {world.rank}: cannot create its shard:\n{traceback.format_exc()}", file=sys.stderr,
+              flush=True)
     try:
         for r in range(rounds):
             lo, hi = min(r * chunk, mine), min((r + 1) * chunk, mine)
@@ -90,7 +99,8 @@ def simulate_calo(cfg: SimulateCaloConfig, world: World) -> Path:
                 raise SimulationFailed(f"{int(failed)} of {world.size} ranks failed; no output written")
         writer.commit()
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         raise
     finally:
         if bar is not None:

@@ -1,0 +1,29 @@
+# The README's two commands are `make demo` and `make test`; both set up .venv first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hpcgen-setup
+
+.PHONY: setup demo test test-fast bench clean
+
+$(STAMP): pyproject.toml scripts/setup-venv.sh
+	VENV=$(VENV) scripts/setup-venv.sh
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	VENV=$(VENV) scripts/demo.sh
+
+test: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -ra
+
+test-fast: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -ra -m "not slow and not mpi"
+
+bench: setup
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_calo_cascade.py
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_calo_gflash.py
+	$(PY) benchmarks/bench_hdf5_layout.py
+
+clean:
+	rm -rf demo-out .pytest_cache

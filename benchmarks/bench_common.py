@@ -1,0 +1,37 @@
+"""Shared pieces of the benchmark scripts: host description, timestamps, median + spread."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+
+import numpy as np
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def host_info() -> dict:
+    import h5py
+    import numba
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": None, "python": platform.python_version(),
+            "numpy": np.__version__, "numba": numba.__version__, "h5py": h5py.__version__,
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def summarise(values) -> dict:
+    v = np.asarray(values, dtype=float)
+    return {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The main job (until the benchmark issue replaces it): simulate a small calorimeter data set with both Monte
+# Carlo generators on 2 MPI ranks, then validate GFlash against the detailed cascade.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+OUT=${OUT:-demo-out}
+NP=${NP:-2}
+N=${N:-200}
+ENERGIES=${ENERGIES:-10,50,100}
+export PATH="$PWD/$VENV/bin:$PATH" OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+if [ "$(id -u)" = "0" ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+MPIRUN=(mpirun -n "$NP" --oversubscribe -x OMP_NUM_THREADS)
+mkdir -p "$OUT"
+for gen in cascade gflash; do
+  echo "== $gen: $N showers at $ENERGIES GeV on $NP ranks"
+  /usr/bin/time -f "   $gen wall %e s" "${MPIRUN[@]}" hpcgen simulate calo --generator "$gen" --n "$N" \
+      --energy-gev "$ENERGIES" --seed 7 --out "$OUT/$gen.h5" --overwrite
+done
+hpcgen validate calo --ref "$OUT/cascade.h5" --test "$OUT/gflash.h5" --out "$OUT/validation"
+echo "== report: $OUT/validation/report.md"
