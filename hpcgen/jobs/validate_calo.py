@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +99,6 @@ class _Summary:
     x_sum: np.ndarray
     y_sum: np.ndarray
     spectrum_counts: np.ndarray
-    extra: dict = field(default_factory=dict)
 
     def mean(self, s: np.ndarray) -> np.ndarray:
         return s / self.n_nonempty if self.n_nonempty else np.zeros_like(s)
@@ -127,9 +126,12 @@ def _unit_rows(profile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _summarise(ecal, energy, geometry: SamplingCalorimeter, thr: float, chunk: int, which: str) -> _Summary:
-    n = int(ecal.shape[0])
+    # Arrays and h5py datasets pass through untouched (no full read); lists become arrays.
+    ecal = ecal if hasattr(ecal, "shape") else np.asarray(ecal)
+    energy = energy if hasattr(energy, "shape") else np.asarray(energy)
     if len(ecal.shape) != 4 or tuple(ecal.shape[1:]) != tuple(geometry.shape):
         raise ValueError(f"{which} ECAL has shape {tuple(ecal.shape)}; expected (N, {', '.join(map(str, geometry.shape))})")
+    n = int(ecal.shape[0])
     if tuple(energy.shape) != (n,):
         raise ValueError(f"{which} energy has shape {tuple(energy.shape)}; expected ({n},) to match its ECAL")
     if n == 0:
@@ -191,30 +193,23 @@ def _stats(x: np.ndarray) -> dict:
 
 def _sf_by_energy(ref: _Summary, test: _Summary) -> tuple[bool, list[dict]]:
     discrete, grid = _energy_bins(ref.energy_gev, test.energy_gev)
-    rows = []
+
+    def bin_index(e: np.ndarray) -> np.ndarray:
+        if discrete:
+            return np.searchsorted(grid, e)
+        # Right-open bins except the last, which also holds the maximum energy.
+        return np.clip(np.searchsorted(grid, e, side="right") - 1, 0, grid.size - 2)
+
     if discrete:
-        for v in grid:
-            rows.append({
-                "energy_gev": float(v),
-                "ref": _stats(ref.features["sampling_fraction"][ref.energy_gev == v]),
-                "test": _stats(test.features["sampling_fraction"][test.energy_gev == v]),
-            })
+        heads = [{"energy_gev": float(v)} for v in grid]
     else:
-        for i, (lo, hi) in enumerate(zip(grid[:-1], grid[1:])):
-            last = i == grid.size - 2
-
-            def sel(s: _Summary):
-                e = s.energy_gev
-                m = (e >= lo) & ((e <= hi) if last else (e < hi))
-                return s.features["sampling_fraction"][m]
-
-            rows.append({
-                "energy_gev": float(math.sqrt(lo * hi)),
-                "energy_lo_gev": float(lo),
-                "energy_hi_gev": float(hi),
-                "ref": _stats(sel(ref)),
-                "test": _stats(sel(test)),
-            })
+        heads = [
+            {"energy_gev": float(math.sqrt(lo * hi)), "energy_lo_gev": float(lo), "energy_hi_gev": float(hi)}
+            for lo, hi in zip(grid[:-1], grid[1:])
+        ]
+    idx = {"ref": bin_index(ref.energy_gev), "test": bin_index(test.energy_gev)}
+    sf = {"ref": ref.features["sampling_fraction"], "test": test.features["sampling_fraction"]}
+    rows = [{**h, **{side: _stats(sf[side][idx[side] == i]) for side in ("ref", "test")}} for i, h in enumerate(heads)]
     return discrete, rows
 
 
@@ -284,12 +279,13 @@ def _s_suffix(s) -> str:
 def _plot_transverse(path: Path, ref: _Summary, test: _Summary, geometry, labels, sep) -> None:
     fig, axes = _figure(1, 2, size=(10.0, 4.2))
     c = geometry.cell_centres_mm()
+    edges = np.append(c - 0.5 * geometry.cell_size_mm, c[-1] + 0.5 * geometry.cell_size_mm)
     for ax, axis, key in ((axes[0, 0], "x", "x_sum"), (axes[0, 1], "y", "y_sum")):
         for summ, label, style in ((ref, labels[0], REF_STYLE), (test, labels[1], TEST_STYLE)):
             prof = summ.mean(getattr(summ, key))
-            ax.step(c, np.where(prof > 0, prof, np.nan), where="mid", label=f"{label} (N={summ.n})", **style)
+            ax.stairs(np.where(prof > 0, prof, np.nan), edges, lw=1.5, label=f"{label} (N={summ.n})", **style)
         ax.set_yscale("log")
-        ax.set_xlabel(f"{axis} (cell centre) [mm]")
+        ax.set_xlabel(f"{axis} [mm]")
         ax.set_ylabel("mean fraction of visible energy per column")
         ax.set_title(f"Transverse {axis} profile" + _s_suffix(sep.get(f"{axis}_profile")))
         ax.grid(alpha=0.3, which="both")
@@ -307,7 +303,7 @@ def _plot_sf_energy(path: Path, rows: list[dict], discrete: bool, labels, ns) ->
         m = np.array([rows[i][side]["mean"] for i in keep])
         sd = np.array([rows[i][side]["std"] for i in keep])
         ax.errorbar(e, m, yerr=sd, fmt="o" if discrete else "s", ms=4, capsize=3, label=f"{label} (N={n})", **style)
-    if energies.size and energies.max() > 10 * energies.min():
+    if energies.size and energies.max() >= 5 * energies.min():
         ax.set_xscale("log")
     ax.set_xlabel(r"primary energy $E_p$ [GeV]")
     ax.set_ylabel(r"sampling fraction $\Sigma E_\mathrm{cells}/E_p$")
@@ -359,6 +355,15 @@ def _plot_spectrum(path: Path, ref: _Summary, test: _Summary, labels, thr: float
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.savefig(path, dpi=110)
+
+
+def _write_plots(out: Path, ref: _Summary, test: _Summary, geometry, labels, metrics, sf_rows, discrete, thr) -> None:
+    sep, bins = metrics["separation_power"], metrics["bins"]
+    _plot_longitudinal(out / PLOTS["longitudinal"], ref, test, geometry, labels, sep["longitudinal_profile"])
+    _plot_transverse(out / PLOTS["transverse"], ref, test, geometry, labels, sep)
+    _plot_sf_energy(out / PLOTS["sf_energy"], sf_rows, discrete, labels, (ref.n, test.n))
+    _plot_features(out / PLOTS["features"], ref, test, labels, sep, metrics["wasserstein1"], bins)
+    _plot_spectrum(out / PLOTS["spectrum"], ref, test, labels, thr, sep["cell_energy_spectrum"])
 
 
 # --- report ------------------------------------------------------------------------------------------------------
@@ -415,7 +420,7 @@ def _report(metrics: dict) -> str:
             st = row[side]
             cells += [str(st["n"]), "–" if st["mean"] is None else f"{st['mean']:.4g} ± {st['std']:.2g}"]
         lines.append(f"| {_fmt(e)} | " + " | ".join(cells) + " |")
-    lines += ["", "## Plots", ""]
+    lines += ["", "## Plots", ""] if metrics["plots"] else [""]
     for name in metrics["plots"]:
         lines += [f"![{name}]({name})", ""]
     lines += ["## Conventions", ""] + [f"- **{k}**: {v}" for k, v in metrics["conventions"].items()] + [""]
@@ -463,6 +468,7 @@ def validate_calo(
     threshold_gev: float | None = None,
     bins: int = distances.DEFAULT_BINS,
     chunk_size: int = DEFAULT_CHUNK,
+    plots: bool = True,
 ) -> dict:
     """Compare ``test`` showers with ``ref`` showers; write metrics.json, PNG plots and report.md to ``out_dir``.
 
@@ -470,10 +476,13 @@ def validate_calo(
     ``*_energy``: (N,) primary energies in GeV (> 0). N may differ between the two. Showers are read in slices of
     ``chunk_size``. ``*_name`` is the source file shown in the report (None if the data came from memory).
     ``threshold_gev`` is the hit threshold (default 0.1 MIP of the active layer, see ``hit_threshold_gev``).
+    ``plots=False`` skips the PNGs (metrics.json and report.md are still written), e.g. for monitoring in training.
     Returns the metrics dict that is written to ``out_dir/metrics.json``.
     """
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if threshold_gev is not None and not float(threshold_gev) >= 0:
+        raise ValueError(f"threshold_gev must be >= 0, got {threshold_gev}")
     thr = hit_threshold_gev(geometry) if threshold_gev is None else float(threshold_gev)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -497,19 +506,14 @@ def validate_calo(
         "means": {
             k: {"ref": float(ref.features[k].mean()), "test": float(test.features[k].mean())} for k in SCALAR_FEATURES
         },
-        "plots": list(PLOTS.values()),
+        "plots": list(PLOTS.values()) if plots else [],
         "conventions": CONVENTIONS,
     }
     metrics = _json_safe(metrics)
 
-    labels = (ref_label, test_label)
-    sep = metrics["separation_power"]
-    _plot_longitudinal(out / PLOTS["longitudinal"], ref, test, geometry, labels, sep["longitudinal_profile"])
-    _plot_transverse(out / PLOTS["transverse"], ref, test, geometry, labels, sep)
-    _plot_sf_energy(out / PLOTS["sf_energy"], sf_rows, discrete, labels, (ref.n, test.n))
-    _plot_features(out / PLOTS["features"], ref, test, labels, sep, metrics["wasserstein1"], bins)
-    _plot_spectrum(out / PLOTS["spectrum"], ref, test, labels, thr, sep["cell_energy_spectrum"])
-
+    if plots:
+        _write_plots(out, ref, test, geometry, (ref_label, test_label), metrics, sf_rows, discrete, thr)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     (out / "report.md").write_text(_report(metrics))
     return metrics
+
