@@ -1,0 +1,34 @@
+"""The two calorimeter Monte Carlos describe the same detector: GFlash vs the detailed cascade."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpcgen.physics.calo_geometry import DEFAULT_GEOMETRY
+from hpcgen.physics.shower_features import longitudinal_profile, sampling_fraction
+from hpcgen.seeding import stream
+from hpcgen.sim.calo_cascade import simulate_cascade
+from hpcgen.sim.calo_gflash import simulate_gflash
+
+
+@pytest.mark.parametrize("energy_gev, n_cascade", [(10.0, 40), (100.0, 12)])
+def test_gflash_sampling_fraction_agrees_with_cascade_within_10_percent(energy_gev, n_cascade):
+    g = DEFAULT_GEOMETRY
+    e_c = np.full(n_cascade, energy_gev)
+    casc = simulate_cascade(e_c, g, stream(11, 0))
+    gfl = simulate_gflash(np.full(400, energy_gev), g, stream(11, 1))
+    sf_c = sampling_fraction(casc.ecal_gev, casc.energy_gev).mean()
+    sf_g = sampling_fraction(gfl.ecal_gev, gfl.energy_gev).mean()
+    assert abs(sf_g / sf_c - 1) < 0.10, (sf_c, sf_g)
+
+
+def test_gflash_and_cascade_showers_peak_in_the_same_layers_at_100_gev():
+    g = DEFAULT_GEOMETRY
+    casc = simulate_cascade(np.full(12, 100.0), g, stream(12, 0))
+    gfl = simulate_gflash(np.full(400, 100.0), g, stream(12, 1))
+    pc = longitudinal_profile(casc.ecal_gev).mean(axis=0)
+    pg = longitudinal_profile(gfl.ecal_gev).mean(axis=0)
+    # the mean depth of the visible energy (in layers) agrees within one layer (≈ 1 X0)
+    depth = np.arange(g.n_layers)
+    assert abs((pc * depth).sum() / pc.sum() - (pg * depth).sum() / pg.sum()) < 1.0
