@@ -1,0 +1,102 @@
+"""Who am I in this job: rank and size from MPI when MPI launched us, else a single process.
+
+``world()`` is the edge where MPI enters: library functions receive the returned ``World`` (never reach for
+``MPI.COMM_WORLD`` themselves). It detects an MPI launch from the launcher's environment (Open MPI, MPICH/Intel
+MPI/PMI, PMIx, Slurm's srun) before importing mpi4py, so a plain ``hpcgen ...`` never initialises MPI.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from hpcgen.errors import UserError
+
+# Environment variables set by MPI launchers (and srun) for each started process.
+_MPI_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "MV2_COMM_WORLD_SIZE")
+_MPI_HINT_VARS = _MPI_SIZE_VARS + ("PMIX_RANK", "PMI_RANK")
+
+
+def launched_by_mpi(environ=os.environ) -> bool:
+    return any(v in environ for v in _MPI_HINT_VARS)
+
+
+def launcher_world_size(environ=os.environ) -> int:
+    """The number of processes the launcher says it started (1 when none).
+
+    Slurm's ``SLURM_STEP_NUM_TASKS`` is set by srun for a job step (not in the batch script itself);
+    ``WORLD_SIZE`` by torchrun.
+    """
+    for v in _MPI_SIZE_VARS + ("SLURM_STEP_NUM_TASKS", "WORLD_SIZE"):
+        if v in environ:
+            try:
+                return int(environ[v])
+            except ValueError:
+                continue
+    return 1
+
+
+@dataclass
+class World:
+    """rank/size plus the few collectives the jobs need; ``comm`` is an mpi4py communicator or None."""
+
+    rank: int = 0
+    size: int = 1
+    comm: Any = None
+
+    @property
+    def library(self) -> str:
+        if self.comm is None:
+            return "none (single process)"
+        from mpi4py import MPI
+
+        return MPI.Get_library_version().splitlines()[0].strip()
+
+    def allreduce_sum(self, values: list[float]) -> list[float]:
+        if self.comm is None:
+            return list(values)
+        import numpy as np
+        from mpi4py import MPI
+
+        buf = np.asarray(values, dtype=np.float64)
+        out = np.empty_like(buf)
+        self.comm.Allreduce(buf, out, op=MPI.SUM)
+        return out.tolist()
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        return obj if self.comm is None else self.comm.bcast(obj, root=root)
+
+    def barrier(self) -> None:
+        if self.comm is not None:
+            self.comm.Barrier()
+
+    def abort(self, code: int = 1) -> None:
+        if self.comm is not None and self.size > 1:
+            self.comm.Abort(code)
+        sys.exit(code)
+
+
+def world() -> World:
+    """The MPI world if launched by MPI (or by srun with MPI support), else a 1-process world."""
+    if not launched_by_mpi():
+        if launcher_world_size() > 1:
+            raise UserError(
+                f"the launcher started {launcher_world_size()} processes without MPI (srun --mpi=none or torchrun); "
+                "this verb needs MPI ranks: use mpirun -n N, or srun --mpi=pmix/pmi2 with an MPI built for it")
+        return World()
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        if launcher_world_size() > 1:
+            raise UserError("launched as several processes but mpi4py is not importable; install mpi4py "
+                            "built against this MPI (pip install mpi4py)") from None
+        return World()
+    comm = MPI.COMM_WORLD
+    expected = launcher_world_size()
+    if comm.Get_size() == 1 and expected > 1:
+        raise UserError(
+            f"the launcher started {expected} processes but MPI sees 1 in each; under srun use "
+            "--mpi=pmix (or pmi2) with an MPI built for it, or launch with mpirun inside the allocation")
+    return World(rank=comm.Get_rank(), size=comm.Get_size(), comm=comm)
