@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 OUT=${OUT:-demo-out}
 NP=${NP:-2}
-N=${N:-200}
-ENERGIES=${ENERGIES:-10,50,100}
+N=${N:-1000}
+ENERGIES=${ENERGIES:-10,50,100,200}
 export PATH="$PWD/$VENV/bin:$PATH" OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 if [ "$(id -u)" = "0" ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 MPIRUN=(mpirun -n "$NP" --oversubscribe -x OMP_NUM_THREADS)
