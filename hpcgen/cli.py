@@ -31,6 +31,8 @@ def _add_simulate(sub) -> None:
     c.add_argument("--out", type=Path, required=True, help="output file NAME.h5 (shards NAME.r<k>.h5 beside it)")
     c.add_argument("--chunk", type=int, default=0, help="showers per chunk and rank (0 = generator default)")
     c.add_argument("--impact-jitter-mm", type=float, default=0.0, help="Gaussian σ of the impact point (mm)")
+    c.add_argument("--gflash-tune", default=None,
+                   help="GFlash parameter set: literature (paper values, default) or cascade (tuned to the detailed cascade)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output and its shards")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -80,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
             raise UserError(f"--impact-jitter-mm: {exc}") from None
         cfg = SimulateCaloConfig(
             generator=args.generator, n=args.n, energy=EnergySpec.parse(args.energy_gev), seed=args.seed,
-            out=args.out, chunk=args.chunk, overwrite=args.overwrite, progress=not (args.no_progress or os.environ.get("HPCGEN_NO_PROGRESS")),
+            out=args.out, chunk=args.chunk, overwrite=args.overwrite, progress=not (args.no_progress or os.environ.get("HPCGEN_NO_PROGRESS")), gflash_tune=args.gflash_tune,
             geometry=geometry)
         from hpcgen.dist.world import world
         from hpcgen.jobs.simulate_calo import simulate_calo

@@ -66,6 +66,7 @@ class SimulateCaloConfig:
     chunk: int = 0  # showers per chunk and rank; 0 = generator default
     overwrite: bool = False
     progress: bool = True
+    gflash_tune: str | None = None  # None = "literature" for gflash; not allowed for cascade
     geometry: SamplingCalorimeter = field(default=DEFAULT_GEOMETRY)
 
     def __post_init__(self) -> None:
@@ -73,6 +74,13 @@ class SimulateCaloConfig:
 
         if self.generator not in CALO_GENERATORS:
             raise UserError(f"--generator: expected one of {', '.join(CALO_GENERATORS)}, got {self.generator!r}")
+        from hpcgen.sim import GFLASH_TUNE_NAMES
+
+        if self.gflash_tune is not None:
+            if self.generator != "gflash":
+                raise UserError(f"--gflash-tune: only applies to --generator gflash, not {self.generator!r}")
+            if self.gflash_tune not in GFLASH_TUNE_NAMES:
+                raise UserError(f"--gflash-tune: expected one of {', '.join(GFLASH_TUNE_NAMES)}, got {self.gflash_tune!r}")
         if self.n < 1:
             raise UserError(f"--n: expected a number of showers >= 1, got {self.n}")
         if self.seed < 0:

@@ -32,3 +32,17 @@ def test_gflash_and_cascade_showers_peak_in_the_same_layers_at_100_gev():
     # the mean depth of the visible energy (in layers) agrees within one layer (≈ 1 X0)
     depth = np.arange(g.n_layers)
     assert abs((pc * depth).sum() / pc.sum() - (pg * depth).sum() / pg.sum()) < 1.0
+
+
+def test_gflash_cascade_tune_matches_the_cascade_it_was_tuned_to():
+    """The 'cascade' tune's constants are re-measured here, so they cannot silently go stale."""
+    from hpcgen.sim.calo_gflash import gflash_params
+
+    g, e = DEFAULT_GEOMETRY, 10.0
+    casc = simulate_cascade(np.full(300, e), g, stream(13, 0))
+    gfl = simulate_gflash(np.full(2000, e), g, stream(13, 1), params=gflash_params("cascade"))
+    sf_c = sampling_fraction(casc.ecal_gev, casc.energy_gev)
+    sf_g = sampling_fraction(gfl.ecal_gev, gfl.energy_gev)
+    assert abs(sf_g.mean() / sf_c.mean() - 1) < 0.015  # cascade mean known to ±0.4 % (1σ) with 300 showers
+    rel_c, rel_g = sf_c.std() / sf_c.mean(), sf_g.std() / sf_g.mean()
+    assert abs(rel_g / rel_c - 1) < 0.15  # the resolution ratio is known to ±4 % (1σ) with 300 showers

@@ -43,6 +43,8 @@ def test_rank_streams_differ_and_repeat():
     (["simulate", "calo", "--generator", "gflash", "--n", "two", "--out", "x.h5"], "argument --n: invalid int value"),
     (["simulate", "calo", "--generator", "gflash", "--n", "2", "--out", "x.h5", "--impact-jitter-mm", "-1"], "--impact-jitter-mm"),
     (["simulate", "calo", "--generator", "gflash", "--n", "2", "--out", "x.h5", "--energy-gev", "3:1"], "--energy-gev"),
+    (["simulate", "calo", "--generator", "cascade", "--n", "2", "--out", "x.h5", "--gflash-tune", "cascade"], "--gflash-tune: only applies to --generator gflash"),
+    (["simulate", "calo", "--generator", "gflash", "--n", "2", "--out", "x.h5", "--gflash-tune", "best"], "--gflash-tune: expected one of literature, cascade"),
     (["simulate", "cosmos"], "invalid choice"),
     (["validate", "calo", "--ref", "a.h5", "--test", "b.h5", "--out", "d", "--max-showers", "-1"], "--max-showers"),
 ])

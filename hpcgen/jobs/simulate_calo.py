@@ -60,9 +60,10 @@ def simulate_calo(cfg: SimulateCaloConfig, world: World) -> Path:
     mine = counts[world.rank]
     rng = stream(cfg.seed, world.rank)
     energies = cfg.energy.sample(offset, mine, rng)
-    simulate = calo_simulator(cfg.generator)
+    tune = {"gflash_tune": cfg.gflash_tune or "literature"} if cfg.generator == "gflash" else {}
+    simulate = calo_simulator(cfg.generator, **tune)
     attrs = calo_attrs(cfg.generator, cfg.geometry, cfg.seed, energy_spec=cfg.energy.text,
-                       world_size=world.size)
+                       world_size=world.size, **tune)
 
     chunk = cfg.chunk_size
     rounds = -(-max(counts) // chunk)

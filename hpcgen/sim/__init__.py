@@ -10,14 +10,22 @@ from typing import Callable
 CALO_GENERATORS = ("cascade", "gflash")
 
 
-def calo_simulator(name: str) -> Callable:
-    """Return ``simulate(energies_gev, geometry, rng) -> CaloShowers`` for a generator name (lazy import)."""
+GFLASH_TUNE_NAMES = ("literature", "cascade")
+
+
+def calo_simulator(name: str, gflash_tune: str = "literature") -> Callable:
+    """Return ``simulate(energies_gev, geometry, rng) -> CaloShowers`` for a generator name (lazy import).
+
+    ``gflash_tune`` picks GFlash's parameter set (``hpcgen.sim.calo_gflash.gflash_params``).
+    """
     if name == "cascade":
         from hpcgen.sim.calo_cascade import simulate_cascade
 
         return simulate_cascade
     if name == "gflash":
-        from hpcgen.sim.calo_gflash import simulate_gflash
+        import functools
 
-        return simulate_gflash
+        from hpcgen.sim.calo_gflash import gflash_params, simulate_gflash
+
+        return functools.partial(simulate_gflash, params=gflash_params(gflash_tune))
     raise ValueError(f"unknown calorimeter generator {name!r}; allowed: {', '.join(CALO_GENERATORS)}")
