@@ -21,8 +21,7 @@ test-fast: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -ra -m "not slow and not mpi"
 
 bench: setup
-	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_calo_cascade.py
-	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_calo_gflash.py
+	$(PY) benchmarks/bench_calo_mc.py
 	$(PY) benchmarks/bench_hdf5_layout.py
 
 clean:
