@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from hpcgen.data.calo_file import SCHEMA_CALO, calo_attrs, export_calochallenge, open_calo, to_calochallenge, write_calo_file
-from hpcgen.data.sharded import CaloShardWriter, shard_path, write_virtual_merge
+from hpcgen.data.calo_file import calo_specs
+from hpcgen.data.sharded import ShardWriter, shard_path, write_virtual_merge
 from hpcgen.errors import UserError
 from hpcgen.physics.calo_geometry import DEFAULT_GEOMETRY
 
@@ -105,13 +106,13 @@ def _write_shards(out: Path, sizes: list[int]) -> list[np.ndarray]:
     blocks = []
     for r, k in enumerate(sizes):
         ecal, energy = synthetic_ecal(k, seed=r)
-        w = CaloShardWriter(out, r, DEFAULT_GEOMETRY.shape, attrs, expected_n=k)
+        w = ShardWriter(out, r, calo_specs(DEFAULT_GEOMETRY.shape), attrs, expected_n=k)
         assert w.tmp.exists() and not w.final.exists()  # final name only after commit
-        w.append(ecal[: k // 2], energy[: k // 2])
-        w.append(ecal[k // 2:], energy[k // 2:])
+        w.append(ECAL=ecal[: k // 2], energy=energy[: k // 2])
+        w.append(ECAL=ecal[k // 2:], energy=energy[k // 2:])
         w.commit()
         blocks.append((ecal, energy))
-    write_virtual_merge(out, [shard_path(out, r) for r in range(len(sizes))], attrs)
+    write_virtual_merge(out, [shard_path(out, r) for r in range(len(sizes))], calo_specs(DEFAULT_GEOMETRY.shape), attrs)
     return blocks
 
 

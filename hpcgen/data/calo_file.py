@@ -21,11 +21,11 @@ import h5py
 import numpy as np
 
 from hpcgen import __version__
+from hpcgen.data.sharded import DatasetSpec
 from hpcgen.errors import UserError
 from hpcgen.physics.calo_geometry import SamplingCalorimeter
 
 SCHEMA_CALO = "hpcgen.calo/1"
-ECAL_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 # Showers validated per read when scanning cells for NaN/negatives (≈ 62 MB of float32 at 25³).
 _SCAN_CHUNK = 1000
 
@@ -43,11 +43,9 @@ def calo_attrs(generator: str, geometry: SamplingCalorimeter, seed: int, **extra
     return attrs
 
 
-def create_calo_datasets(h5: h5py.File, shape_xyz: tuple[int, int, int], n: int = 0, maxshape_n=None) -> None:
-    """Create empty ``ECAL`` and ``energy`` datasets (resizable along N when ``maxshape_n`` is None)."""
-    h5.create_dataset("ECAL", shape=(n, *shape_xyz), maxshape=(maxshape_n, *shape_xyz), dtype="float32",
-                      chunks=(1, *shape_xyz), **ECAL_COMPRESSION)
-    h5.create_dataset("energy", shape=(n,), maxshape=(maxshape_n,), dtype="float32", chunks=(4096,))
+def calo_specs(shape_xyz: tuple[int, int, int]) -> tuple[DatasetSpec, ...]:
+    """The per-sample datasets of ``hpcgen.calo/1``."""
+    return (DatasetSpec("ECAL", tuple(shape_xyz)), DatasetSpec("energy", ()))
 
 
 def write_calo_file(path: str | os.PathLike, ecal_gev: np.ndarray, energy_gev: np.ndarray, attrs: dict) -> Path:
@@ -56,7 +54,8 @@ def write_calo_file(path: str | os.PathLike, ecal_gev: np.ndarray, energy_gev: n
     tmp = path.with_name(path.name + ".tmp")
     try:
         with h5py.File(tmp, "w") as h5:
-            create_calo_datasets(h5, ecal_gev.shape[1:], n=len(energy_gev))
+            for spec in calo_specs(ecal_gev.shape[1:]):
+                spec.create(h5, n=len(energy_gev), maxshape_n=len(energy_gev))
             h5["ECAL"][...] = np.asarray(ecal_gev, dtype=np.float32)
             h5["energy"][...] = np.asarray(energy_gev, dtype=np.float32)
             h5.attrs.update(attrs)
@@ -205,8 +204,7 @@ def export_calochallenge(src: str | os.PathLike, dst: str | os.PathLike, chunk: 
         with open_calo(src) as cf, h5py.File(tmp, "w") as out:
             n, voxels = len(cf), int(np.prod(cf.geometry.shape))
             out.create_dataset("incident_energies", data=(cf.energy_gev * np.float32(1e3)).reshape(-1, 1))
-            showers = out.create_dataset("showers", shape=(n, voxels), dtype="float32", chunks=(1, voxels),
-                                         **ECAL_COMPRESSION)
+            showers = DatasetSpec("showers", (voxels,)).create(out, n=n, maxshape_n=n)
             for sl, block in cf.iter_chunks(chunk):
                 showers[sl] = to_calochallenge(block, cf.energy_gev[sl])["showers"]
             out.attrs["source"] = str(src)

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from hpcgen.data.calo_file import create_calo_datasets
+# Images: gzip level 1 + byte shuffle, one sample per chunk (11x smaller than raw on showers; random-batch reads
+# within 10 % of uncompressed: benchmarks/results/hdf5_layout.json).
+IMAGE_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+
 
 
 def shard_path(out: str | os.PathLike, rank: int) -> Path:
@@ -39,34 +43,53 @@ def existing_shards(out: str | os.PathLike) -> list[Path]:
     return sorted(p for p in parent.iterdir() if pat.match(p.name)) if parent.exists() else []
 
 
-class CaloShardWriter:
-    """Append showers to one rank's shard; ``commit()`` renames it to its final name."""
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One per-sample dataset of a schema: ``name`` with per-sample shape ``sample_shape`` (``()`` for scalars)."""
 
-    def __init__(self, out: str | os.PathLike, rank: int, shape_xyz: tuple[int, int, int], attrs: dict,
+    name: str
+    sample_shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    def create(self, h5: h5py.File, n: int = 0, maxshape_n=None) -> h5py.Dataset:
+        if self.sample_shape:  # images: one sample per chunk, compressed (benchmarks/results/hdf5_layout.json)
+            return h5.create_dataset(self.name, shape=(n, *self.sample_shape), maxshape=(maxshape_n, *self.sample_shape),
+                                     dtype=self.dtype, chunks=(1, *self.sample_shape), **IMAGE_COMPRESSION)
+        chunk = 4096 if maxshape_n is None else max(1, min(4096, n))
+        return h5.create_dataset(self.name, shape=(n,), maxshape=(maxshape_n,), dtype=self.dtype, chunks=(chunk,))
+
+
+class ShardWriter:
+    """Append samples to one rank's shard; ``commit()`` renames it to its final name."""
+
+    def __init__(self, out: str | os.PathLike, rank: int, specs: tuple[DatasetSpec, ...], attrs: dict,
                  expected_n: int) -> None:
         self.final = shard_path(out, rank)
         self.tmp = tmp_path(self.final)
+        self.specs = specs
         self.h5 = h5py.File(self.tmp, "w")
-        create_calo_datasets(self.h5, shape_xyz, n=0, maxshape_n=None)
+        for spec in specs:
+            spec.create(self.h5, n=0, maxshape_n=None)
         self.h5.attrs.update(attrs)
         self.h5.attrs["rank"] = int(rank)
         self.expected_n = int(expected_n)
         self.n = 0
 
-    def append(self, ecal_gev: np.ndarray, energy_gev: np.ndarray) -> None:
-        k = len(energy_gev)
+    def append(self, **arrays: np.ndarray) -> None:
+        if set(arrays) != {s.name for s in self.specs}:
+            raise ValueError(f"append needs exactly {[s.name for s in self.specs]}, got {sorted(arrays)}")
+        k = len(next(iter(arrays.values())))
         if k == 0:
             return
-        ecal_ds, en_ds = self.h5["ECAL"], self.h5["energy"]
-        ecal_ds.resize(self.n + k, axis=0)
-        en_ds.resize(self.n + k, axis=0)
-        ecal_ds[self.n:self.n + k] = ecal_gev.astype(np.float32, copy=False)
-        en_ds[self.n:self.n + k] = np.asarray(energy_gev, dtype=np.float32)
+        for spec in self.specs:
+            ds = self.h5[spec.name]
+            ds.resize(self.n + k, axis=0)
+            ds[self.n:self.n + k] = np.asarray(arrays[spec.name], dtype=spec.dtype)
         self.n += k
 
     def commit(self) -> Path:
         if self.n != self.expected_n:
-            raise RuntimeError(f"{self.final}: wrote {self.n} showers, expected {self.expected_n}")
+            raise RuntimeError(f"{self.final}: wrote {self.n} samples, expected {self.expected_n}")
         self.h5.close()
         os.replace(self.tmp, self.final)
         return self.final
@@ -78,30 +101,29 @@ class CaloShardWriter:
             self.tmp.unlink(missing_ok=True)
 
 
-def write_virtual_merge(out: str | os.PathLike, shards: list[Path], attrs: dict) -> Path:
-    """Write ``out`` holding virtual ``ECAL`` and ``energy`` datasets over ``shards`` in order (atomic)."""
+def write_virtual_merge(out: str | os.PathLike, shards: list[Path], specs: tuple[DatasetSpec, ...],
+                        attrs: dict) -> Path:
+    """Write ``out`` holding one virtual dataset per spec over ``shards`` in order (atomic)."""
     out = Path(out)
-    counts, shape_xyz = [], None
+    counts = []
     for s in shards:
         with h5py.File(s, "r") as h5:
-            counts.append(h5["energy"].shape[0])
-            shape_xyz = h5["ECAL"].shape[1:]
+            counts.append(h5[specs[0].name].shape[0])
     n = int(sum(counts))
-    ecal_layout = h5py.VirtualLayout(shape=(n, *shape_xyz), dtype="float32")
-    en_layout = h5py.VirtualLayout(shape=(n,), dtype="float32")
+    layouts = {sp.name: h5py.VirtualLayout(shape=(n, *sp.sample_shape), dtype=sp.dtype) for sp in specs}
     start = 0
     for s, k in zip(shards, counts):
         if k == 0:
             continue
         rel = os.path.relpath(s, out.parent if str(out.parent) else ".")
-        ecal_layout[start:start + k] = h5py.VirtualSource(rel, "ECAL", shape=(k, *shape_xyz))
-        en_layout[start:start + k] = h5py.VirtualSource(rel, "energy", shape=(k,))
+        for sp in specs:
+            layouts[sp.name][start:start + k] = h5py.VirtualSource(rel, sp.name, shape=(k, *sp.sample_shape))
         start += k
     tmp = tmp_path(out)
     try:
         with h5py.File(tmp, "w", libver="latest") as h5:
-            h5.create_virtual_dataset("ECAL", ecal_layout, fillvalue=np.nan)
-            h5.create_virtual_dataset("energy", en_layout, fillvalue=np.nan)
+            for name, layout in layouts.items():
+                h5.create_virtual_dataset(name, layout, fillvalue=np.nan)
             h5.attrs.update(attrs)
             h5.attrs["shards"] = [os.path.basename(s) for s in shards]
             h5.attrs["shard_counts"] = np.asarray(counts, dtype=np.int64)

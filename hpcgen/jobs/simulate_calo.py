@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from hpcgen.config import SimulateCaloConfig
-from hpcgen.data.calo_file import calo_attrs
-from hpcgen.data.sharded import CaloShardWriter, existing_shards, shard_path, tmp_path, write_virtual_merge
+from hpcgen.data.calo_file import calo_attrs, calo_specs
+from hpcgen.data.sharded import ShardWriter, existing_shards, shard_path, tmp_path, write_virtual_merge
 from hpcgen.dist.world import World
 from hpcgen.errors import UserError
 from hpcgen.seeding import stream
@@ -76,7 +76,7 @@ def simulate_calo(cfg: SimulateCaloConfig, world: World) -> Path:
     failed_here, done_total, t0 = False, 0, time.perf_counter()
     writer = None
     try:
-        writer = CaloShardWriter(cfg.out, world.rank, cfg.geometry.shape, attrs, expected_n=mine)
+        writer = ShardWriter(cfg.out, world.rank, calo_specs(cfg.geometry.shape), attrs, expected_n=mine)
     except Exception:
         failed_here = True
         print(f"hpcgen: rank {world.rank}: cannot create its shard:\n{traceback.format_exc()}", file=sys.stderr,
@@ -87,7 +87,7 @@ def simulate_calo(cfg: SimulateCaloConfig, world: World) -> Path:
             if hi > lo and not failed_here:
                 try:
                     showers = simulate(energies[lo:hi], cfg.geometry, rng)
-                    writer.append(showers.ecal_gev, energies[lo:hi])
+                    writer.append(ECAL=showers.ecal_gev, energy=energies[lo:hi])
                 except Exception:  # reported here, then agreed on collectively below
                     failed_here = True
                     print(f"hpcgen: rank {world.rank}: simulation failed:\n{traceback.format_exc()}",
@@ -109,6 +109,6 @@ def simulate_calo(cfg: SimulateCaloConfig, world: World) -> Path:
     world.barrier()
     if world.rank == 0:
         shards = [shard_path(cfg.out, r) for r in range(world.size)]
-        write_virtual_merge(cfg.out, shards, dict(attrs, wall_s=time.perf_counter() - t0))
+        write_virtual_merge(cfg.out, shards, calo_specs(cfg.geometry.shape), dict(attrs, wall_s=time.perf_counter() - t0))
     world.barrier()
     return cfg.out
