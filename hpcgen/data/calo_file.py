@@ -22,12 +22,11 @@ import numpy as np
 
 from hpcgen import __version__
 from hpcgen.data.sharded import DatasetSpec
+from hpcgen.data.h5check import SCAN_CHUNK, check_dataset, check_schema, check_values, open_validated, scan_images, short
 from hpcgen.errors import UserError
 from hpcgen.physics.calo_geometry import SamplingCalorimeter
 
 SCHEMA_CALO = "hpcgen.calo/1"
-# Showers validated per read when scanning cells for NaN/negatives (≈ 62 MB of float32 at 25³).
-_SCAN_CHUNK = 1000
 
 
 def calo_attrs(generator: str, geometry: SamplingCalorimeter, seed: int, **extra) -> dict:
@@ -89,7 +88,7 @@ class CaloFile:
     def __len__(self) -> int:
         return int(self.energy_gev.shape[0])
 
-    def iter_chunks(self, chunk: int = _SCAN_CHUNK) -> Iterator[tuple[slice, np.ndarray]]:
+    def iter_chunks(self, chunk: int = SCAN_CHUNK) -> Iterator[tuple[slice, np.ndarray]]:
         """Yield (slice, ECAL[slice]) in order, ``chunk`` showers at a time."""
         for start in range(0, len(self), chunk):
             sl = slice(start, min(start + chunk, len(self)))
@@ -109,78 +108,26 @@ def open_calo(path: str | os.PathLike, check_cells: bool = True) -> CaloFile:
     """Open ``path`` read-only and validate it against ``hpcgen.calo/1``.
 
     Raises ``UserError("<path>: <problem>")`` for: a missing or non-HDF5 file, a wrong or missing ``schema``,
-    missing ``ECAL``/``energy``, a wrong shape or dtype, NaN/inf or non-positive primary energies, and (with
-    ``check_cells``) NaN/inf or negative cell energies.
+    missing ``ECAL``/``energy`` or shards, a wrong shape or dtype, NaN/inf or non-positive primary energies, and
+    (with ``check_cells``) NaN/inf or negative cell energies.
     """
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as exc:
-        raise UserError(f"{path}: not a readable HDF5 file ({_short(exc)})") from None
-    try:
-        geometry, energy = _validate(path, h5, check_cells)
-    except UserError:
-        h5.close()
-        raise
-    except (OSError, KeyError, ValueError) as exc:  # e.g. a virtual dataset whose shard is missing
-        h5.close()
-        raise UserError(f"{path}: unreadable content ({_short(exc)})") from None
-    return CaloFile(path, h5, geometry, energy)
-
-
-def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    h5, (geometry, energy) = open_validated(path, lambda p, h: _validate(p, h, check_cells))
+    return CaloFile(Path(path), h5, geometry, energy)
 
 
 def _validate(path: Path, h5: h5py.File, check_cells: bool) -> tuple[SamplingCalorimeter, np.ndarray]:
-    schema = h5.attrs.get("schema")
-    if isinstance(schema, bytes):
-        schema = schema.decode()
-    if schema is None:
-        raise UserError(f"{path}: missing root attribute 'schema' (expected {SCHEMA_CALO!r})")
-    if schema != SCHEMA_CALO:
-        raise UserError(f"{path}: schema is {schema!r}, expected {SCHEMA_CALO!r}")
-    for key in ("generator", "geometry", "seed", "hpcgen_version"):
-        if key not in h5.attrs:
-            raise UserError(f"{path}: missing root attribute {key!r}")
+    check_schema(path, h5, SCHEMA_CALO, ("generator", "geometry", "seed", "hpcgen_version"))
     try:
         geometry = SamplingCalorimeter.from_json(h5.attrs["geometry"])
     except (ValueError, TypeError, KeyError) as exc:
-        raise UserError(f"{path}: attribute 'geometry' is not a valid geometry JSON ({_short(exc)})") from None
-    for shard in h5.attrs.get("shards", []):
-        shard = shard.decode() if isinstance(shard, bytes) else str(shard)
-        if not (path.parent / shard).exists():
-            raise UserError(f"{path}: shard {shard!r} of this virtual dataset is missing (expected beside the file)")
-    for key in ("ECAL", "energy"):
-        if key not in h5:
-            raise UserError(f"{path}: missing dataset {key!r}")
-    ecal, energy_ds = h5["ECAL"], h5["energy"]
-    want = geometry.shape
-    if ecal.ndim != 4 or tuple(ecal.shape[1:]) != want:
-        raise UserError(f"{path}: dataset 'ECAL' has shape {ecal.shape}, expected (N, {want[0]}, {want[1]}, {want[2]})")
-    if energy_ds.shape != (ecal.shape[0],):
-        raise UserError(f"{path}: dataset 'energy' has shape {energy_ds.shape}, expected ({ecal.shape[0]},) to match 'ECAL'")
-    for key, ds in (("ECAL", ecal), ("energy", energy_ds)):
-        if ds.dtype != np.float32:
-            raise UserError(f"{path}: dataset {key!r} has dtype {ds.dtype}, expected float32")
-    energy = energy_ds[...]
-    bad = ~np.isfinite(energy)
-    if bad.any():
-        raise UserError(f"{path}: dataset 'energy' has {int(bad.sum())} NaN/inf values (first at index {int(np.argmax(bad))})")
-    if (energy <= 0).any():
-        i = int(np.argmax(energy <= 0))
-        raise UserError(f"{path}: dataset 'energy' must be > 0 GeV, found {energy[i]} at index {i}")
+        raise UserError(f"{path}: attribute 'geometry' is not a valid geometry JSON ({short(exc)})") from None
+    nx, ny, nz = geometry.shape
+    ecal = check_dataset(path, h5, "ECAL", (None, nx, ny, nz), f"(N, {nx}, {ny}, {nz})")
+    n = ecal.shape[0]
+    energy = check_dataset(path, h5, "energy", (n,), f"({n},) to match 'ECAL'")[...]
+    check_values(path, "energy", energy, "GeV")
     if check_cells:
-        for start in range(0, ecal.shape[0], _SCAN_CHUNK):
-            block = ecal[start:start + _SCAN_CHUNK]
-            if not np.isfinite(block).all():
-                i = start + int(np.argmax(~np.isfinite(block).reshape(len(block), -1).all(axis=1)))
-                raise UserError(f"{path}: dataset 'ECAL' has NaN/inf cell energies (first in shower {i})")
-            if (block < 0).any():
-                i = start + int(np.argmax((block < 0).reshape(len(block), -1).any(axis=1)))
-                raise UserError(f"{path}: dataset 'ECAL' has negative cell energies (first in shower {i})")
+        scan_images(path, ecal, "cell energies", "shower", nonnegative=True)
     return geometry, energy
 
 
@@ -196,7 +143,7 @@ def to_calochallenge(ecal_gev: np.ndarray, energy_gev: np.ndarray) -> dict[str, 
     return {"incident_energies": incident, "showers": showers}
 
 
-def export_calochallenge(src: str | os.PathLike, dst: str | os.PathLike, chunk: int = _SCAN_CHUNK) -> Path:
+def export_calochallenge(src: str | os.PathLike, dst: str | os.PathLike, chunk: int = SCAN_CHUNK) -> Path:
     """Write ``dst`` in the CaloChallenge layout from a validated ``hpcgen.calo/1`` file (atomic)."""
     dst = Path(dst)
     tmp = dst.with_name(dst.name + ".tmp")

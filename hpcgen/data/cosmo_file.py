@@ -1,0 +1,126 @@
+"""The ``hpcgen.cosmo/1`` HDF5 schema: weak-lensing convergence maps, written and opened-with-validation.
+
+Layout: ``kappa`` float32 (N, H, W) convergence (dimensionless), optional ``sigma8`` float32 (N,) per map (for
+σ8-conditioned training; absent = every map has the cosmology's σ8); root attributes ``schema``, ``cosmology``
+(JSON: Omega_m, Omega_b, h, n_s, sigma8), ``z_source``, ``field_deg``, ``pixel_arcmin``, ``generator``
+(pm | lognormal | gan:<id>), ``seed``, ``hpcgen_version``. Maps are stored one per chunk, gzip-1 + shuffle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from hpcgen import __version__
+from hpcgen.data.h5check import check_dataset, check_schema, check_values, open_validated, scan_images, short
+from hpcgen.data.sharded import DatasetSpec
+from hpcgen.errors import UserError
+
+SCHEMA_COSMO = "hpcgen.cosmo/1"
+# CosmoGAN's cosmology (Mustafa et al. 2017; Ω_b assumed), shared/REFERENCE.md §2.
+COSMOGAN_COSMOLOGY = {"Omega_m": 0.26, "Omega_b": 0.046, "h": 0.72, "n_s": 0.96, "sigma8": 0.798}
+
+
+def cosmo_specs(height: int, width: int, with_sigma8: bool = False) -> tuple[DatasetSpec, ...]:
+    specs = (DatasetSpec("kappa", (int(height), int(width))),)
+    return specs + ((DatasetSpec("sigma8", ()),) if with_sigma8 else ())
+
+
+def cosmo_attrs(generator: str, cosmology: dict, z_source: float, field_deg: float, pixels: int, seed: int,
+                **extra) -> dict:
+    attrs = {
+        "schema": SCHEMA_COSMO,
+        "generator": str(generator),
+        "cosmology": json.dumps(cosmology, sort_keys=True),
+        "z_source": float(z_source),
+        "field_deg": float(field_deg),
+        "pixel_arcmin": float(field_deg) * 60.0 / int(pixels),
+        "seed": int(seed),
+        "hpcgen_version": __version__,
+    }
+    attrs.update(extra)
+    return attrs
+
+
+def write_cosmo_file(path: str | os.PathLike, kappa: np.ndarray, attrs: dict, sigma8: np.ndarray | None = None) -> Path:
+    """Write a complete convergence-map file atomically (temporary name, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    n = len(kappa)
+    try:
+        with h5py.File(tmp, "w") as h5:
+            for spec in cosmo_specs(*kappa.shape[1:], with_sigma8=sigma8 is not None):
+                spec.create(h5, n=n, maxshape_n=n)
+            h5["kappa"][...] = np.asarray(kappa, dtype=np.float32)
+            if sigma8 is not None:
+                h5["sigma8"][...] = np.asarray(sigma8, dtype=np.float32)
+            h5.attrs.update(attrs)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+@dataclass
+class CosmoFile:
+    """An open, validated map file. ``kappa`` is the lazy h5py dataset; ``sigma8`` (N,) is in memory."""
+
+    path: Path
+    h5: h5py.File
+    cosmology: dict
+    sigma8: np.ndarray
+
+    @property
+    def kappa(self) -> h5py.Dataset:
+        return self.h5["kappa"]
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return tuple(self.kappa.shape[1:])
+
+    @property
+    def attrs(self) -> dict:
+        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.h5.attrs.items()}
+
+    def __len__(self) -> int:
+        return int(self.kappa.shape[0])
+
+    def close(self) -> None:
+        self.h5.close()
+
+    def __enter__(self) -> "CosmoFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_cosmo(path: str | os.PathLike, check_pixels: bool = True) -> CosmoFile:
+    """Open ``path`` read-only and validate it against ``hpcgen.cosmo/1`` (one-line ``UserError`` otherwise)."""
+    h5, (cosmology, sigma8) = open_validated(path, lambda p, h: _validate(p, h, check_pixels))
+    return CosmoFile(Path(path), h5, cosmology, sigma8)
+
+
+def _validate(path: Path, h5: h5py.File, check_pixels: bool) -> tuple[dict, np.ndarray]:
+    check_schema(path, h5, SCHEMA_COSMO, ("generator", "cosmology", "z_source", "field_deg", "pixel_arcmin", "seed",
+                                          "hpcgen_version"))
+    try:
+        cosmology = json.loads(h5.attrs["cosmology"])
+        sigma8_default = float(cosmology["sigma8"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UserError(f"{path}: attribute 'cosmology' is not a JSON object with 'sigma8' ({short(exc)})") from None
+    kappa = check_dataset(path, h5, "kappa", (None, None, None), "(N, H, W)")
+    n = kappa.shape[0]
+    if "sigma8" in h5:
+        sigma8 = check_dataset(path, h5, "sigma8", (n,), f"({n},) to match 'kappa'")[...]
+        check_values(path, "sigma8", sigma8, "")
+    else:
+        sigma8 = np.full(n, sigma8_default, dtype=np.float32)
+    if check_pixels:
+        scan_images(path, kappa, "pixels", "map", nonnegative=False)
+    return cosmology, sigma8
