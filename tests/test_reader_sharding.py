@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hpcgen.data.calo_file import open_calo
-from hpcgen.data.reader import ShardedCaloReader, epoch_indices, steps_per_epoch
+from hpcgen.data.reader import ShardedReader, epoch_indices, steps_per_epoch
 
 
 @pytest.mark.parametrize("world_size", [1, 2, 3])
@@ -32,7 +32,7 @@ def test_epochs_are_reshuffled_and_reproducible_from_seed_and_epoch():
 def test_reader_batches_read_the_rank_subset_in_lock_step(calo_file, world_size):
     with open_calo(calo_file) as cf:
         ref = cf.ecal[...]
-        readers = [ShardedCaloReader(cf, r, world_size, batch_size=2, seed=9) for r in range(world_size)]
+        readers = [ShardedReader(cf.ecal, cf.energy_gev, r, world_size, batch_size=2, seed=9) for r in range(world_size)]
         assert len({len(rd) for rd in readers}) == 1 == 1 and len(readers[0]) == steps_per_epoch(12, world_size, 2)
         seen = []
         for rd in readers:
@@ -44,3 +44,14 @@ def test_reader_batches_read_the_rank_subset_in_lock_step(calo_file, world_size)
                     seen.append(int(match[0]))
         assert len(seen) == len(set(seen))  # no sample read twice in one epoch across ranks
         assert len(seen) == world_size * steps_per_epoch(12, world_size, 2) * 2
+
+
+def test_resuming_an_epoch_part_way_yields_the_remaining_batches_exactly(calo_file):
+    with open_calo(calo_file) as cf:
+        rd = ShardedReader(cf.ecal, cf.energy_gev, 1, 2, batch_size=2, seed=4)
+        full = list(rd.epoch(3))
+        tail = list(rd.epoch(3, start_batch=1))
+        assert len(full) == 3 and len(tail) == 2
+        for (a, ea), (b, eb) in zip(full[1:], tail):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(ea, eb)

@@ -17,7 +17,6 @@ from typing import Iterator
 
 import numpy as np
 
-from hpcgen.data.calo_file import CaloFile
 from hpcgen.seeding import stream
 
 
@@ -34,30 +33,35 @@ def steps_per_epoch(n: int, world_size: int, batch_size: int) -> int:
     return (n // world_size) // batch_size
 
 
-class ShardedCaloReader:
-    """Iterate one rank's batches of a calorimeter file: ``for ecal, energy in reader.epoch(e): ...``.
+class ShardedReader:
+    """Iterate one rank's batches: ``for images, cond in reader.epoch(e): ...``.
 
-    Batches are numpy float32 arrays ``(B, nx, ny, nz)`` and ``(B,)``. Within a batch the samples are read in
-    increasing file order (h5py needs sorted indices); the batch composition follows the shuffled epoch order.
+    ``images`` is an (N, ...) array or h5py dataset (``ECAL`` or ``kappa``), ``conditions`` an (N,) array (primary
+    energy or σ8). Batches are numpy float32. Within a batch the samples are read in increasing file order (h5py
+    needs sorted indices); the batch composition follows the shuffled epoch order. ``start_batch`` resumes an
+    epoch part-way (checkpoint restart) with exactly the batches an uninterrupted run would have seen.
     """
 
-    def __init__(self, calo: CaloFile, rank: int, world_size: int, batch_size: int, seed: int,
+    def __init__(self, images, conditions: np.ndarray, rank: int, world_size: int, batch_size: int, seed: int,
                  drop_uneven: bool = True) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.calo, self.rank, self.world_size = calo, rank, world_size
+        if len(conditions) != images.shape[0]:
+            raise ValueError(f"{images.shape[0]} images but {len(conditions)} conditions")
+        self.images, self.conditions = images, np.asarray(conditions, dtype=np.float32)
+        self.n = int(images.shape[0])
+        self.rank, self.world_size = rank, world_size
         self.batch_size, self.seed, self.drop_uneven = batch_size, seed, drop_uneven
 
     def __len__(self) -> int:
         """Batches per epoch on this rank (lock-step count when ``drop_uneven``)."""
-        n = len(self.calo)
         if self.drop_uneven:
-            return steps_per_epoch(n, self.world_size, self.batch_size)
-        mine = len(range(self.rank, n, self.world_size))
+            return steps_per_epoch(self.n, self.world_size, self.batch_size)
+        mine = len(range(self.rank, self.n, self.world_size))
         return -(-mine // self.batch_size)
 
-    def epoch(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        idx = epoch_indices(len(self.calo), self.rank, self.world_size, self.seed, epoch)
-        for b in range(len(self)):
+    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        idx = epoch_indices(self.n, self.rank, self.world_size, self.seed, epoch)
+        for b in range(start_batch, len(self)):
             sel = np.sort(idx[b * self.batch_size:(b + 1) * self.batch_size])
-            yield self.calo.ecal[sel], self.calo.energy_gev[sel]
+            yield np.asarray(self.images[sel], dtype=np.float32), self.conditions[sel]
