@@ -123,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         print("hpcgen: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        from hpcgen.jobs.simulate_calo import SimulationFailed
+        from hpcgen.jobs.sharded_run import GenerationFailed
 
-        if isinstance(exc, SimulationFailed):
+        if isinstance(exc, GenerationFailed):
             print(f"hpcgen: error: {exc}", file=sys.stderr)
             return 1
         _abort_peers_on_crash()
