@@ -1,0 +1,109 @@
+"""The GANs of hpcgen as plain ``nn.Module``s — no losses, loops or I/O (the trainer owns those).
+
+``build_gan("calo")`` is the 3DGAN for 25×25×25 calorimeter showers (:mod:`hpcgen.models.gan3d`, Khattak et al.);
+``build_gan("cosmo")`` is CosmoGAN for convergence maps (:mod:`hpcgen.models.cosmogan`, Mustafa et al.). The helpers
+here size a model: parameters, and generator FLOPs per sample as ``torch.utils.flop_counter.FlopCounterMode``
+counts them (2 FLOPs per multiply-add, convolutions and matmuls only — norms and activations are not counted).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from hpcgen.models.cosmogan import CosmoDiscriminator, CosmoGenerator
+from hpcgen.models.gan3d import ENERGY_SCALE_GEV, Discriminator3D, Generator3D
+
+DOMAINS = ("calo", "cosmo")
+_OPTIONS = {
+    "calo": ("latent_dim", "image_shape", "output_scale", "dropout"),
+    "cosmo": ("latent_dim", "image_size", "sigma8_conditioning"),
+}
+
+
+def _check_domain(domain: str) -> None:
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {', '.join(map(repr, DOMAINS))}; got {domain!r}")
+
+
+def build_gan(domain: str, **options) -> tuple[nn.Module, nn.Module]:
+    """(generator, discriminator) for ``domain``.
+
+    calo options: latent_dim (200), image_shape ((25, 25, 25)), output_scale (1.0), dropout (0.2).
+    cosmo options: latent_dim (64), image_size (256), sigma8_conditioning (False).
+    """
+    _check_domain(domain)
+    unknown = sorted(set(options) - set(_OPTIONS[domain]))
+    if unknown:
+        raise ValueError(
+            f"unknown {domain} model option(s) {', '.join(unknown)}; allowed: {', '.join(_OPTIONS[domain])}"
+        )
+    if domain == "calo":
+        g_keys = ("latent_dim", "image_shape", "output_scale")
+        generator = Generator3D(**{k: v for k, v in options.items() if k in g_keys})
+        discriminator = Discriminator3D(**{k: v for k, v in options.items() if k in ("image_shape", "dropout")})
+    else:
+        generator = CosmoGenerator(**options)
+        discriminator = CosmoDiscriminator(**{k: v for k, v in options.items() if k != "latent_dim"})
+    return generator, discriminator
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters (trainable or not; BatchNorm running statistics are buffers and not counted)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def _example_inputs(generator: nn.Module, domain: str) -> tuple:
+    _check_domain(domain)
+    noise = torch.zeros(1, generator.latent_dim)
+    if domain == "calo":
+        if not isinstance(generator, Generator3D):
+            raise ValueError(f"domain 'calo' expects a Generator3D, got {type(generator).__name__}")
+        return noise, torch.full((1,), ENERGY_SCALE_GEV)
+    if not isinstance(generator, CosmoGenerator):
+        raise ValueError(f"domain 'cosmo' expects a CosmoGenerator, got {type(generator).__name__}")
+    return noise, (torch.full((1,), 0.8) if generator.sigma8_conditioning else None)
+
+
+def flops_per_sample(generator: nn.Module, domain: str) -> int:
+    """FLOPs of one generator forward pass on a batch of 1 in eval mode, as FlopCounterMode counts them.
+
+    FLOPs = 2 × multiply-accumulates of the convolutions and matmuls. The input shapes come from the generator
+    itself (latent_dim, conditioning); its training mode is restored afterwards.
+    """
+    inputs = _example_inputs(generator, domain)
+    was_training = generator.training
+    generator.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            generator(*inputs)
+    finally:
+        generator.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def model_summary(domain: str, **options) -> dict:
+    """Size of the ``domain`` GAN built with ``options``: parameters of G and D, generator FLOPs per sample."""
+    generator, discriminator = build_gan(domain, **options)
+    return {
+        "domain": domain,
+        "generator": type(generator).__name__,
+        "discriminator": type(discriminator).__name__,
+        "generator_params": count_parameters(generator),
+        "discriminator_params": count_parameters(discriminator),
+        "generator_flops_per_sample": flops_per_sample(generator, domain),
+    }
+
+
+__all__ = [
+    "DOMAINS",
+    "CosmoDiscriminator",
+    "CosmoGenerator",
+    "Discriminator3D",
+    "Generator3D",
+    "build_gan",
+    "count_parameters",
+    "flops_per_sample",
+    "model_summary",
+]
