@@ -55,12 +55,52 @@ def _add_export(sub) -> None:
     c.add_argument("dst", type=Path)
 
 
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a GAN data-parallel (DDP or Horovod) under any launcher")
+    p.add_argument("domain", help="calo (3DGAN) | cosmo (CosmoGAN)")
+    p.add_argument("--data", type=Path, required=True, help="training data (hpcgen.calo/1 or hpcgen.cosmo/1)")
+    p.add_argument("--engine", default="ddp", help="ddp (torch DDP: gloo on CPU, NCCL on GPU) | horovod")
+    p.add_argument("--batch-size", type=int, default=8, help="samples per rank and step")
+    p.add_argument("--steps", type=int, default=0, help="optimisation steps (or give --epochs)")
+    p.add_argument("--epochs", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="run directory: checkpoint.pt, metrics.jsonl, config.json")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (also at the end)")
+    p.add_argument("--lr-scaling", default="none", help="none | linear (lr × ranks, with --warmup-steps)")
+    p.add_argument("--warmup-steps", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (GPU chosen by local rank)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    p.add_argument("--g-steps", type=int, default=2, help="3DGAN generator steps per discriminator step")
+    p.add_argument("--sigma8-conditioning", action="store_true", help="CosmoGAN conditioned on σ8")
+    p.add_argument("--spectral-loss", action="store_true", help="CosmoGAN spectral loss (needs the P(k) estimator)")
+    p.add_argument("--timeout-s", type=float, default=120.0, help="rendezvous/collective timeout (DDP)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="sample a trained GAN into the Monte Carlo's HDF5 schema")
+    p.add_argument("--checkpoint", type=Path, required=True, help="run directory of `hpcgen train`")
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--energy-gev", default=None, help="3DGAN primary energies (as for simulate; default 10:500)")
+    p.add_argument("--sigma8", type=float, default=None, help="CosmoGAN σ8 (default: the training data's)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hpcgen", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"hpcgen {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
-    sub.add_parser("info", help="versions, MPI library, Horovod, fused ops, GPU, Slurm tools")
+    info = sub.add_parser("info", help="versions, MPI library, Horovod, fused ops, GPU, Slurm tools")
+    info.add_argument("--models", action="store_true", help="also parameter counts and generator FLOPs per sample")
     _add_simulate(sub)
+    _add_train(sub)
+    _add_generate(sub)
     _add_validate(sub)
     _add_export(sub)
     return parser
@@ -71,6 +111,27 @@ def _run(args: argparse.Namespace) -> int:
         from hpcgen.info import collect_info, format_info
 
         print(format_info(collect_info()))
+        if args.models:
+            from hpcgen.info import format_models
+
+            print(format_models())
+        return 0
+    if args.verb == "train":
+        return _train(args)
+    if args.verb == "generate":
+        from hpcgen.config import EnergySpec
+        from hpcgen.dist.world import world
+        from hpcgen.jobs.generate import GenerateConfig, generate
+
+        cfg = GenerateConfig(
+            checkpoint=args.checkpoint, n=args.n, out=args.out,
+            energy=EnergySpec.parse(args.energy_gev) if args.energy_gev else None, sigma8=args.sigma8,
+            batch_size=args.batch_size, device=args.device, seed=args.seed, overwrite=args.overwrite,
+            progress=not (args.no_progress or os.environ.get("HPCGEN_NO_PROGRESS")))
+        w = world()
+        out = generate(cfg, w)
+        if w.rank == 0:
+            print(f"wrote {out} ({cfg.n} samples over {w.size} ranks)")
         return 0
     if args.verb == "simulate":
         from hpcgen.config import EnergySpec, SimulateCaloConfig
@@ -107,6 +168,40 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {export_calochallenge(args.src, args.dst)}")
         return 0
     raise AssertionError(args.verb)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from hpcgen.config import TrainConfig
+
+    cfg = TrainConfig(
+        domain=args.domain, data=args.data, out=args.out, engine=args.engine, batch_size=args.batch_size,
+        steps=args.steps, epochs=args.epochs, seed=args.seed, resume=args.resume,
+        checkpoint_every=args.checkpoint_every, lr_scaling=args.lr_scaling, warmup_steps=args.warmup_steps,
+        device=args.device, bf16=args.bf16, g_steps=args.g_steps, sigma8_conditioning=args.sigma8_conditioning,
+        spectral_loss=args.spectral_loss, progress=not (args.no_progress or os.environ.get("HPCGEN_NO_PROGRESS")))
+    if args.timeout_s <= 0:
+        raise UserError(f"--timeout-s: expected > 0, got {args.timeout_s}")
+    from hpcgen.dist.engine import make_engine
+    from hpcgen.train.loop import Preempted, train
+
+    # validate the data before any rendezvous, so bad input fails fast on every rank alike
+    from hpcgen.train.loop import check_data
+
+    check_data(cfg)
+    engine = make_engine(cfg.engine, device=cfg.device, timeout_s=args.timeout_s)
+    try:
+        last = train(cfg, engine)
+    except Preempted as exc:
+        if engine.rank == 0:
+            print(f"hpcgen: {exc}; exit {exc.exit_code} (resume with --resume)", file=sys.stderr)
+        engine.close()
+        return exc.exit_code
+    if engine.rank == 0 and last:
+        print(f"trained {cfg.domain} to step {last['step']} on {engine.world_size} ranks ({engine.name}): "
+              f"loss_D {last['loss_D']:.4f}, loss_G {last['loss_G']:.4f}, "
+              f"{last['samples_per_s_total']:.1f} samples/s total; checkpoint in {cfg.out}")
+    engine.close()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,3 +95,70 @@ class SimulateCaloConfig:
     @property
     def chunk_size(self) -> int:
         return self.chunk or (8 if self.generator == "cascade" else 256)
+
+
+TRAIN_DOMAINS = ("calo", "cosmo")
+ENGINES = ("ddp", "horovod")
+LR_SCALINGS = ("none", "linear")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A GAN training run. Domain defaults follow shared/REFERENCE.md §1 (3DGAN; CosmoGAN)."""
+
+    domain: str
+    data: Path
+    out: Path
+    engine: str = "ddp"
+    batch_size: int = 8  # per rank
+    steps: int = 0  # exactly one of steps / epochs > 0
+    epochs: int = 0
+    seed: int = 0
+    resume: bool = False
+    checkpoint_every: int = 100
+    log_every: int = 1
+    lr_scaling: str = "none"  # "linear": lr × world size, reached by a linear warm-up over warmup_steps
+    warmup_steps: int = 0
+    device: str = "auto"
+    bf16: bool = False  # autocast on CUDA only
+    progress: bool = True
+    # 3DGAN
+    loss_weights: tuple[float, float, float] = (6.0, 0.2, 0.1)
+    label_flip: float = 0.05
+    g_steps: int = 2
+    image_scale: float = 100.0  # ECAL GeV × this is what the networks see (cells O(0.01–10))
+    lr_calo: float = 1e-3
+    # CosmoGAN
+    label_swap: float = 0.01
+    lr_cosmo: float = 2e-4
+    sigma8_conditioning: bool = False
+    spectral_loss: bool = False
+
+    def __post_init__(self) -> None:
+        if self.domain not in TRAIN_DOMAINS:
+            raise UserError(f"train: domain must be one of {', '.join(TRAIN_DOMAINS)}, got {self.domain!r}")
+        if self.engine not in ENGINES:
+            raise UserError(f"--engine: expected one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size: expected >= 1 (per rank), got {self.batch_size}")
+        if (self.steps > 0) == (self.epochs > 0) or self.steps < 0 or self.epochs < 0:
+            raise UserError(f"--steps / --epochs: give exactly one, > 0 (got steps={self.steps}, epochs={self.epochs})")
+        if self.checkpoint_every < 1:
+            raise UserError(f"--checkpoint-every: expected >= 1, got {self.checkpoint_every}")
+        if self.lr_scaling not in LR_SCALINGS:
+            raise UserError(f"--lr-scaling: expected one of {', '.join(LR_SCALINGS)}, got {self.lr_scaling!r}")
+        if self.warmup_steps < 0:
+            raise UserError(f"--warmup-steps: expected >= 0, got {self.warmup_steps}")
+        if self.seed < 0:
+            raise UserError(f"--seed: expected an integer >= 0, got {self.seed}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise UserError(f"--device: expected auto, cpu or cuda, got {self.device!r}")
+        if not 0 <= self.label_flip < 0.5 or not 0 <= self.label_swap < 0.5:
+            raise UserError("--label-flip: expected a probability in [0, 0.5)")
+        if self.g_steps < 1:
+            raise UserError(f"--g-steps: expected >= 1, got {self.g_steps}")
+        if self.spectral_loss:
+            raise UserError("--spectral-loss: needs the power-spectrum estimator of hpcgen.ops, which arrives with "
+                            "the cosmology issue; train without it for now")
+        if not self.data.exists():
+            raise UserError(f"--data: {self.data}: no such file")

@@ -85,3 +85,16 @@ def _fused_ops_status() -> str:
 def format_info(info: dict[str, str]) -> str:
     width = max(len(k) for k in info)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in info.items())
+
+
+def format_models() -> str:
+    """Parameter counts and generator FLOPs per sample of the two GANs (the FLOPs behind throughput fractions)."""
+    from hpcgen.models import model_summary
+
+    rows = [("3DGAN (calo, 25³)", model_summary("calo")), ("CosmoGAN (cosmo, 256²)", model_summary("cosmo")),
+            ("CosmoGAN (cosmo, 128²)", model_summary("cosmo", image_size=128))]
+    lines = ["", "model                     G params     D params   G FLOPs/sample"]
+    for name, s in rows:
+        lines.append(f"{name:<24} {s['generator_params']:>10,} {s['discriminator_params']:>12,} "
+                     f"{s['generator_flops_per_sample'] / 1e9:>12.3f} G")
+    return "\n".join(lines)

@@ -42,3 +42,28 @@ def synthetic_ecal(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def calo_file(tmp_path: Path) -> Path:
     ecal, energy = synthetic_ecal(12)
     return write_calo_file(tmp_path / "synthetic.h5", ecal, energy, calo_attrs("test", DEFAULT_GEOMETRY, seed=1))
+
+
+SMALL_GEOMETRY_KW = dict(n_layers=8, n_cells_xy=8)  # 8×8×8 cells: 30× cheaper than 25³ for training tests
+
+
+def write_small_calo(path: Path, n: int = 16, seed: int = 0) -> Path:
+    """Real (GFlash) showers in a small 8×8×8 calorimeter, so GAN training tests take seconds."""
+    from hpcgen.physics.calo_geometry import SamplingCalorimeter
+    from hpcgen.seeding import stream
+    from hpcgen.sim.calo_gflash import simulate_gflash
+
+    geo = SamplingCalorimeter(**SMALL_GEOMETRY_KW)
+    rng = stream(seed, 0)
+    energies = rng.uniform(10, 100, n)
+    showers = simulate_gflash(energies, geo, rng)
+    return write_calo_file(path, showers.ecal_gev, energies.astype(np.float32), calo_attrs("gflash", geo, seed))
+
+
+def write_small_cosmo(path: Path, n: int = 16, size: int = 32, seed: int = 0) -> Path:
+    """Gaussian κ maps (σ 0.017, clipped at the empty-beam bound) — stand-ins for training-loop tests only."""
+    from hpcgen.data.cosmo_file import COSMOGAN_COSMOLOGY, cosmo_attrs, write_cosmo_file
+
+    rng = np.random.default_rng(seed)
+    kappa = np.clip(rng.normal(0.0, 0.017, size=(n, size, size)), -0.059, None).astype(np.float32)
+    return write_cosmo_file(path, kappa, cosmo_attrs("test-gaussian", COSMOGAN_COSMOLOGY, 1.0, 3.5, size, seed))

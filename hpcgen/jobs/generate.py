@@ -1,0 +1,131 @@
+"""``hpcgen generate``: sample a trained GAN generator into the same HDF5 schema as the Monte Carlo.
+
+The file's ``generator`` attribute is ``gan:<checkpoint id>`` so ``hpcgen validate`` compares GAN and MC files
+alike. Runs as one process or over MPI ranks, sharded exactly like ``hpcgen simulate`` (rank r draws its
+conditions and noise from ``stream(seed, r)``); the generator runs in eval mode (BatchNorm running statistics).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hpcgen.config import EnergySpec
+from hpcgen.dist.world import World
+from hpcgen.errors import UserError
+from hpcgen.jobs.sharded_run import prepare_output, run_sharded, split_counts
+from hpcgen.seeding import stream
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    checkpoint: Path
+    n: int
+    out: Path
+    energy: EnergySpec | None = None  # calo
+    sigma8: float | None = None  # cosmo; None = the training data's σ8
+    batch_size: int = 64
+    device: str = "cpu"
+    seed: int = 0
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise UserError(f"--n: expected a number of samples >= 1, got {self.n}")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size: expected >= 1, got {self.batch_size}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise UserError(f"--device: expected cpu, cuda or auto, got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device is available to this torch build")
+        if not str(self.out).endswith(".h5") or not self.out.parent.is_dir():
+            raise UserError(f"--out: expected NAME.h5 in an existing directory, got {str(self.out)!r}")
+        if self.sigma8 is not None and not 0 < self.sigma8 < 2:
+            raise UserError(f"--sigma8: expected a value in (0, 2), got {self.sigma8}")
+
+
+def load_generator(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """The trained generator (eval mode) and its checkpoint, with one-line errors for a bad run directory."""
+    from hpcgen.models import build_gan
+    from hpcgen.train.checkpoint import checkpoint_path, load_checkpoint
+
+    if not checkpoint_path(run_dir).exists():
+        raise UserError(f"--checkpoint: {run_dir} holds no checkpoint.pt (train with --out {run_dir} first)")
+    try:
+        ckpt = load_checkpoint(run_dir)
+        domain = ckpt["config"]["domain"]
+        options = dict(ckpt["model_options"])
+        if "image_shape" in options:
+            options["image_shape"] = tuple(options["image_shape"])
+        g, _ = build_gan(domain, **options)
+        g.load_state_dict(ckpt["state"]["G"])
+    except (KeyError, RuntimeError, ValueError, EOFError) as exc:
+        raise UserError(f"--checkpoint: {run_dir}/checkpoint.pt is not a usable hpcgen checkpoint ({exc})") from None
+    return g.to(device).eval(), ckpt
+
+
+def generate(cfg: GenerateConfig, world: World) -> Path:
+    device = torch.device("cuda" if cfg.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu")
+    g, ckpt = load_generator(cfg.checkpoint, device)
+    domain, tcfg, meta = ckpt["config"]["domain"], ckpt["config"], ckpt["data_meta"]
+    gan_id = f"gan:{ckpt['checkpoint_id']}"
+    if domain == "calo" and cfg.sigma8 is not None:
+        raise UserError("--sigma8: only applies to a CosmoGAN checkpoint; this one is a calo (3DGAN) run")
+    if domain == "cosmo" and cfg.energy is not None:
+        raise UserError("--energy-gev: only applies to a 3DGAN checkpoint; this one is a cosmo (CosmoGAN) run")
+    prepare_output(cfg.out, cfg.overwrite, world)
+    counts = split_counts(cfg.n, world.size)
+    offset = sum(counts[:world.rank])
+    rng = stream(cfg.seed, world.rank)
+    noise_gen = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+
+    if domain == "calo":
+        from hpcgen.data.calo_file import calo_specs
+        from hpcgen.physics.calo_geometry import SamplingCalorimeter
+        from hpcgen.train.tasks import CALO_LATENT
+
+        geometry = SamplingCalorimeter.from_json(meta["geometry"])
+        energy = cfg.energy or EnergySpec.parse("10:500")
+        energies = energy.sample(offset, counts[world.rank], rng).astype(np.float32)
+        specs = calo_specs(geometry.shape)
+        attrs = {"schema": "hpcgen.calo/1", "generator": gan_id, "geometry": meta["geometry"], "seed": cfg.seed,
+                 "energy_spec": energy.text, "trained_on": meta.get("data_generator", "")}
+
+        @torch.no_grad()
+        def produce(start: int, count: int) -> dict:
+            e = torch.from_numpy(energies[start:start + count]).to(device)
+            z = torch.randn(count, CALO_LATENT, generator=noise_gen).to(device)
+            x = (g(z, e) / tcfg["image_scale"]).clamp_min(0).float().cpu().numpy()
+            return {"ECAL": x, "energy": energies[start:start + count]}
+    else:
+        from hpcgen.data.cosmo_file import cosmo_specs
+        from hpcgen.models.pixel_transform import pixel_to_kappa
+        from hpcgen.train.tasks import COSMO_LATENT
+
+        s8 = cfg.sigma8 if cfg.sigma8 is not None else float(json.loads(meta["cosmology"])["sigma8"])
+        size = int(ckpt["model_options"]["image_size"])
+        conditioned = bool(ckpt["model_options"].get("sigma8_conditioning"))
+        specs = cosmo_specs(size, size, with_sigma8=True)
+        attrs = {"schema": "hpcgen.cosmo/1", "generator": gan_id, "seed": cfg.seed,
+                 **{k: meta[k] for k in ("cosmology", "z_source", "field_deg", "pixel_arcmin")},
+                 "trained_on": meta.get("data_generator", "")}
+
+        @torch.no_grad()
+        def produce(start: int, count: int) -> dict:
+            z = torch.randn(count, COSMO_LATENT, generator=noise_gen).to(device)
+            sig = torch.full((count,), s8, device=device)
+            k = pixel_to_kappa(g(z, sig if conditioned else None)).float().cpu().numpy()
+            return {"kappa": k, "sigma8": sig.cpu().numpy()}
+
+    from hpcgen import __version__
+
+    attrs["hpcgen_version"] = __version__
+    attrs["world_size"] = world.size
+    # one chunk = one generator batch
+    return run_sharded(cfg.out, cfg.n, world, specs, attrs, produce, chunk=cfg.batch_size, progress=cfg.progress,
+                       desc=f"generate {domain} x{world.size}")

@@ -1,0 +1,240 @@
+"""The data-parallel GAN training loop — engine-agnostic (DDP or Horovod) and model-agnostic (3DGAN or CosmoGAN).
+
+Every rank reads only its shard of the data (``hpcgen.data.reader``), runs the task's D and G steps on it, and
+joins one small all-reduce per step carrying its losses, its step time and two flags (a stop request from
+SIGTERM/SIGUSR1, a non-finite loss), so that every rank takes the same decision at the same step boundary.
+Rank 0 appends the rank-averaged metrics to ``RUNDIR/metrics.jsonl`` and writes checkpoints.
+
+Preemption: SIGTERM or SIGUSR1 on any rank → all ranks checkpoint at the next step boundary and the process exits
+with ``EXIT_PREEMPTED`` (75, EX_TEMPFAIL) so a job script can requeue; ``--resume`` then continues exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hpcgen import __version__
+from hpcgen.config import TrainConfig
+from hpcgen.data.reader import ShardedReader
+from hpcgen.errors import UserError
+from hpcgen.seeding import stream
+from hpcgen.train.checkpoint import checkpoint_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+
+EXIT_PREEMPTED = 75
+_SF_SAMPLES = 256  # showers used to measure the data's sampling fraction (the same ones on every rank)
+
+
+class Preempted(Exception):
+    """A stop was requested by a signal; a checkpoint was written. The CLI exits with EXIT_PREEMPTED."""
+
+    exit_code = EXIT_PREEMPTED
+
+
+class _StopFlag:
+    def __init__(self) -> None:
+        self.requested = False
+        self.signum = None
+        self._old = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.requested, self.signum = True, signum
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _open_data(cfg: TrainConfig):
+    """(file handle, images dataset, conditions (N,), task kwargs, data metadata) for the configured domain."""
+    if cfg.domain == "calo":
+        from hpcgen.data.calo_file import open_calo
+
+        f = open_calo(cfg.data, check_cells=False)  # full scans belong to `hpcgen validate`; losses are checked
+        k = min(len(f), _SF_SAMPLES)
+        sf = float(np.sum(f.ecal[:k], axis=(1, 2, 3)).sum() / f.energy_gev[:k].sum()) * cfg.image_scale
+        meta = {"geometry": f.geometry.to_json(), "data_generator": f.generator}
+        return f, f.ecal, f.energy_gev, {"sampling_fraction": sf, "image_shape": f.geometry.shape}, meta
+    from hpcgen.data.cosmo_file import open_cosmo
+
+    f = open_cosmo(cfg.data, check_pixels=False)
+    h, w = f.image_shape
+    if h != w or h % 16:
+        f.close()
+        raise UserError(f"--data: {cfg.data}: CosmoGAN needs square maps with a side divisible by 16, got {h}×{w}")
+    meta = {k: f.attrs[k] for k in ("cosmology", "z_source", "field_deg", "pixel_arcmin")}
+    meta["data_generator"] = f.attrs["generator"]
+    return f, f.kappa, f.sigma8, {"image_size": h}, meta
+
+
+def check_data(cfg: TrainConfig) -> None:
+    """Open and validate the training data (metadata only) so bad input fails before any rendezvous."""
+    f = _open_data(cfg)[0]
+    f.close()
+
+
+def _make_task(cfg: TrainConfig, engine, noise_gen, task_kwargs):
+    from hpcgen.train.tasks import CaloGANTask, CosmoGANTask
+
+    cls = CaloGANTask if cfg.domain == "calo" else CosmoGANTask
+    return cls(cfg, engine, noise_gen, **task_kwargs)
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    return int(stream(seed, rank, 1).integers(0, 2**62))
+
+
+def _prepare_run_dir(cfg: TrainConfig, engine) -> None:
+    problem = None
+    if engine.rank == 0:
+        ckpt = checkpoint_path(cfg.out)
+        if cfg.resume and not ckpt.exists():
+            problem = f"--resume: {cfg.out} has no {ckpt.name} to resume from"
+        elif not cfg.resume and ckpt.exists():
+            problem = f"--out: {cfg.out} already holds a checkpoint; pass --resume to continue it or choose a new --out"
+        else:
+            try:
+                cfg.out.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                problem = f"--out: cannot create {cfg.out} ({exc.strerror})"
+    problem = engine.broadcast_object(problem)
+    if problem:
+        raise UserError(problem)
+
+
+def lr_at(cfg: TrainConfig, base_lr: float, world_size: int, step: int) -> float:
+    """The learning rate of ``step``: constant, or linear scaling by world size with a linear warm-up."""
+    if cfg.lr_scaling == "none":
+        return base_lr
+    target = base_lr * world_size
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return base_lr + (target - base_lr) * step / cfg.warmup_steps
+    return target
+
+
+def train(cfg: TrainConfig, engine) -> dict:
+    """Train until ``cfg.steps`` (or ``cfg.epochs``) is reached; returns the last rank-averaged metrics."""
+    data_file, images, cond, task_kwargs, data_meta = _open_data(cfg)
+    try:
+        return _train(cfg, engine, images, cond, task_kwargs, data_meta)
+    finally:
+        data_file.close()
+
+
+def _train(cfg: TrainConfig, engine, images, cond, task_kwargs, data_meta) -> dict:
+    rank, world = engine.rank, engine.world_size
+    _prepare_run_dir(cfg, engine)
+    reader = ShardedReader(images, cond, rank, world, cfg.batch_size, cfg.seed)
+    spe = len(reader)
+    if spe == 0:
+        raise UserError(f"--batch-size: {len(cond)} samples in {cfg.data} give no full batch of {cfg.batch_size} "
+                        f"on each of {world} ranks")
+    total = cfg.steps or cfg.epochs * spe
+
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank (the engines broadcast rank 0's anyway)
+    noise_gen = torch.Generator().manual_seed(_rank_seed(cfg.seed, rank))
+    task = _make_task(cfg, engine, noise_gen, task_kwargs)
+    torch.manual_seed(_rank_seed(cfg.seed, rank) + 1)  # dropout etc.: one stream per rank
+    start = 0
+    if cfg.resume:
+        ckpt = load_checkpoint(cfg.out)
+        if ckpt["world_size"] != world:
+            raise UserError(f"--resume: {cfg.out} was written by {ckpt['world_size']} ranks; resume it with the same "
+                            f"number (now {world}) so the data order and RNG streams continue exactly")
+        if ckpt["config"]["domain"] != cfg.domain or ckpt["config"]["batch_size"] != cfg.batch_size:
+            raise UserError(f"--resume: {cfg.out} was trained as {ckpt['config']['domain']} with --batch-size "
+                            f"{ckpt['config']['batch_size']}; resume with the same settings")
+        task.load_state(ckpt["state"])
+        set_rng_state(ckpt["rng"][rank], noise_gen)
+        start = int(ckpt["step"])
+
+    def checkpoint(step: int) -> None:
+        rngs = engine.allgather_object(rng_state(noise_gen))
+        if rank == 0:
+            save_checkpoint(cfg.out, {
+                "state": task.state(), "step": step, "epoch": step // spe, "batch_in_epoch": step % spe,
+                "steps_per_epoch": spe, "world_size": world, "rng": rngs, "engine": engine.name,
+                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()},
+                "task": {k: (list(v) if isinstance(v, tuple) else v) for k, v in task_kwargs.items()},
+                "model_options": task.model_options, "data_meta": data_meta,
+                "hpcgen_version": __version__, "checkpoint_id": f"{cfg.out.name}@{step}",
+            })
+        engine.barrier()
+
+    if rank == 0:
+        (cfg.out / "config.json").write_text(json.dumps(
+            {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}, indent=2))
+    metrics_file = open(cfg.out / "metrics.jsonl", "a") if rank == 0 else None
+    bar = None
+    if rank == 0 and cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=start, unit="step", desc=f"train {cfg.domain} {engine.name} x{world}",
+                   file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+    stop = _StopFlag()
+    stop.install()
+    last: dict = {}
+    step = start
+    try:
+        while step < total:
+            epoch, b0 = divmod(step, spe)
+            for images_b, cond_b in reader.epoch(epoch, start_batch=b0):
+                lr = lr_at(cfg, task.lr_base, world, step)
+                task.set_lr(lr)
+                t0 = time.perf_counter()
+                losses = task.step(images_b, cond_b)
+                dt = time.perf_counter() - t0
+                keys = sorted(losses)
+                vals = [losses[k] for k in keys]
+                finite = all(np.isfinite(vals))
+                red = engine.allreduce_mean(torch.tensor(
+                    [v if finite else 0.0 for v in vals] + [dt, float(stop.requested), float(not finite)],
+                    dtype=torch.float64)).tolist()
+                step += 1
+                if red[-1] > 0:
+                    raise RuntimeError(f"non-finite loss at step {step} on at least one rank ({dict(zip(keys, vals))})")
+                last = {"step": step, "epoch": epoch, "lr": lr, **dict(zip(keys, red[:len(keys)])),
+                        "step_time_s": red[len(keys)], "samples_per_s_per_rank": cfg.batch_size / red[len(keys)],
+                        "samples_per_s_total": world * cfg.batch_size / red[len(keys)], "world_size": world,
+                        "engine": engine.name}
+                if metrics_file is not None and (step % cfg.log_every == 0 or step == total):
+                    metrics_file.write(json.dumps(last) + "\n")
+                    metrics_file.flush()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss_D=f"{last['loss_D']:.3f}", loss_G=f"{last['loss_G']:.3f}", refresh=False)
+                if red[len(keys) + 1] > 0:  # some rank was asked to stop
+                    checkpoint(step)
+                    raise Preempted(f"stopped by signal at step {step}; checkpoint in {checkpoint_path(cfg.out)}")
+                if step % cfg.checkpoint_every == 0 or step == total:
+                    checkpoint(step)
+                if step >= total:
+                    break
+    finally:
+        stop.restore()
+        if bar is not None:
+            bar.close()
+        if metrics_file is not None:
+            metrics_file.close()
+    # Data parallelism's invariant, checked on every run: all ranks end with bit-identical parameters.
+    from hpcgen.dist.engine import state_sha256
+
+    digests = engine.allgather_object({"G": state_sha256(engine.unwrap(task.G), buffers=False),
+                                       "D": state_sha256(engine.unwrap(task.D), buffers=False)})
+    last["params_identical_across_ranks"] = all(d == digests[0] for d in digests)
+    if rank == 0:
+        (cfg.out / "summary.json").write_text(json.dumps({**last, "param_sha256_per_rank": digests}, indent=2))
+    if not last["params_identical_across_ranks"]:
+        raise RuntimeError(f"ranks ended with different parameters: {digests}")
+    return last

@@ -1,0 +1,232 @@
+"""The two GAN recipes: what one discriminator step and one generator step compute, per domain.
+
+3DGAN (Khattak, Vallecorsa, Carminati et al.; shared/REFERENCE.md §1): D on real and D on fake in separate calls
+(BatchNorm never mixes them), labels flipped per sample with probability ``label_flip``; losses weighted
+[6, 0.2, 0.1] over (real/fake BCE-with-logits, energy-regression MAPE, ECAL-sum MAPE); then ``g_steps`` generator
+steps; RMSprop (lr 1e-3, ρ 0.9, ε 1e-7). The ECAL-sum target of a fake shower is the data's mean sampling fraction
+times its energy (3DGAN fits ΣECAL(E) to the data for the same purpose).
+
+CosmoGAN (Mustafa et al., arXiv:1706.02390): non-saturating BCE-with-logits, Adam (lr 2e-4, β1 0.5), real/fake
+labels swapped for a whole batch with probability ``label_swap``; κ enters through
+``hpcgen.models.pixel_transform.kappa_to_pixel``.
+
+A task never knows which engine it runs on: it calls ``engine.wrap_model`` / ``wrap_optimizer`` / ``unwrap`` and
+freezes D during the generator step, so no DDP reducer or Horovod hook fires for D there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hpcgen.config import TrainConfig
+from hpcgen.models import build_gan
+from hpcgen.models.pixel_transform import kappa_to_pixel, pixel_to_kappa
+
+COSMO_LATENT = 64
+CALO_LATENT = 200
+
+
+def mape(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute percentage error (as a fraction), the 3DGAN regression loss."""
+    return ((pred - target).abs() / target.abs().clamp_min(1e-12)).mean()
+
+
+class _FrozenD:
+    """Context: D's parameters stop requiring grad (the generator step must not touch D's gradients or hooks)."""
+
+    def __init__(self, d: torch.nn.Module) -> None:
+        self.params = [p for p in d.parameters() if p.requires_grad]
+
+    def __enter__(self) -> None:
+        for p in self.params:
+            p.requires_grad_(False)
+
+    def __exit__(self, *exc) -> None:
+        for p in self.params:
+            p.requires_grad_(True)
+
+
+class GANTask:
+    """Shared skeleton; subclasses define the models, optimizers and losses of one domain."""
+
+    domain = ""
+
+    def __init__(self, cfg: TrainConfig, engine, noise_gen: torch.Generator, model_options: dict) -> None:
+        self.cfg, self.engine, self.gen = cfg, engine, noise_gen
+        self.device = engine.device
+        g, d = build_gan(self.domain, **model_options)
+        self.model_options = model_options
+        self.G = engine.wrap_model(g.to(self.device))
+        self.D = engine.wrap_model(d.to(self.device))
+        self.lr_base = self.base_lr()
+        opt_g, opt_d = self.make_optimizer(self.G), self.make_optimizer(self.D)
+        self.opt_G = engine.wrap_optimizer(opt_g, engine.unwrap(self.G))
+        self.opt_D = engine.wrap_optimizer(opt_d, engine.unwrap(self.D))
+
+    # --- per-domain pieces -------------------------------------------------------------------------------------
+    def base_lr(self) -> float:
+        raise NotImplementedError
+
+    def make_optimizer(self, model) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+    def to_network(self, images: np.ndarray, cond: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def d_losses(self, real, cond) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def g_loss(self, cond) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    # --- shared ------------------------------------------------------------------------------------------------
+    def autocast(self):
+        enabled = self.cfg.bf16 and self.device.type == "cuda"
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def set_lr(self, lr: float) -> None:
+        for opt in (self.opt_G, self.opt_D):
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    def step(self, images: np.ndarray, cond: np.ndarray) -> dict[str, float]:
+        """One discriminator step on this rank's batch, then ``g_steps`` generator steps."""
+        real, c = self.to_network(images, cond)
+        self.opt_D.zero_grad()
+        with self.autocast():
+            d = self.d_losses(real, c)
+        d["loss_D"].backward()
+        self.opt_D.step()
+        out = {k: float(v.detach()) for k, v in d.items()}
+        for _ in range(self.g_steps):
+            self.opt_G.zero_grad()
+            with _FrozenD(self.engine.unwrap(self.D)), self.autocast():
+                g = self.g_loss(c)
+            g["loss_G"].backward()
+            self.opt_G.step()
+        out.update({k: float(v.detach()) for k, v in g.items()})
+        return out
+
+    @property
+    def g_steps(self) -> int:
+        return 1
+
+    def noise(self, batch: int, dim: int) -> torch.Tensor:
+        return torch.randn(batch, dim, generator=self.gen).to(self.device)
+
+    def rand(self, shape) -> torch.Tensor:
+        return torch.rand(shape, generator=self.gen).to(self.device)
+
+    def state(self) -> dict:
+        return {"G": self.engine.unwrap(self.G).state_dict(), "D": self.engine.unwrap(self.D).state_dict(),
+                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict()}
+
+    def load_state(self, state: dict) -> None:
+        self.engine.unwrap(self.G).load_state_dict(state["G"])
+        self.engine.unwrap(self.D).load_state_dict(state["D"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+
+
+class CaloGANTask(GANTask):
+    domain = "calo"
+
+    def __init__(self, cfg: TrainConfig, engine, noise_gen: torch.Generator, sampling_fraction: float,
+                 image_shape: tuple[int, int, int]) -> None:
+        self.sampling_fraction = float(sampling_fraction)  # ΣECAL/E of the data, in network units per GeV
+        super().__init__(cfg, engine, noise_gen, {"image_shape": tuple(image_shape)})
+
+    @property
+    def g_steps(self) -> int:
+        return self.cfg.g_steps
+
+    def base_lr(self) -> float:
+        return self.cfg.lr_calo
+
+    def make_optimizer(self, model):
+        return torch.optim.RMSprop(model.parameters(), lr=self.lr_base, alpha=0.9, eps=1e-7)
+
+    def to_network(self, images, cond):
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device) * self.cfg.image_scale
+        return x, torch.from_numpy(np.ascontiguousarray(cond)).to(self.device)
+
+    def fake(self, energy_gev: torch.Tensor) -> torch.Tensor:
+        return self.G(self.noise(len(energy_gev), CALO_LATENT), energy_gev)
+
+    def _head_losses(self, out, labels, energy_gev, ecal_target):
+        logit, e_pred, ecal = out
+        w = self.cfg.loss_weights
+        bce = F.binary_cross_entropy_with_logits(logit.float(), labels)
+        return bce, w[0] * bce + w[1] * mape(e_pred.float(), energy_gev) + w[2] * mape(ecal.float(), ecal_target)
+
+    def d_losses(self, real, energy_gev):
+        b = len(energy_gev)
+        flip = self.rand((2, b)) < self.cfg.label_flip
+        y_real = torch.where(flip[0], 0.0, 1.0)
+        y_fake = torch.where(flip[1], 1.0, 0.0)
+        with torch.no_grad():
+            fake = self.fake(energy_gev)
+        ecal_real = real.sum(dim=(1, 2, 3))
+        bce_r, loss_r = self._head_losses(self.D(real), y_real, energy_gev, ecal_real)
+        bce_f, loss_f = self._head_losses(self.D(fake), y_fake, energy_gev, self.sampling_fraction * energy_gev)
+        return {"loss_D": loss_r + loss_f, "bce_D_real": bce_r, "bce_D_fake": bce_f}
+
+    def g_loss(self, energy_gev):
+        fake = self.fake(energy_gev)
+        ones = torch.ones(len(energy_gev), device=self.device)
+        bce, loss = self._head_losses(self.engine.unwrap(self.D)(fake), ones, energy_gev,
+                                      self.sampling_fraction * energy_gev)
+        return {"loss_G": loss, "bce_G": bce}
+
+    @torch.no_grad()
+    def sample(self, energy_gev: torch.Tensor) -> torch.Tensor:
+        """Showers in GeV (B, 25, 25, 25) for energies (B,) in GeV."""
+        g = self.engine.unwrap(self.G)
+        return g(self.noise(len(energy_gev), CALO_LATENT), energy_gev.to(self.device)) / self.cfg.image_scale
+
+
+class CosmoGANTask(GANTask):
+    domain = "cosmo"
+
+    def __init__(self, cfg: TrainConfig, engine, noise_gen: torch.Generator, image_size: int) -> None:
+        super().__init__(cfg, engine, noise_gen,
+                         {"image_size": int(image_size), "sigma8_conditioning": cfg.sigma8_conditioning})
+
+    def base_lr(self) -> float:
+        return self.cfg.lr_cosmo
+
+    def make_optimizer(self, model):
+        return torch.optim.Adam(model.parameters(), lr=self.lr_base, betas=(0.5, 0.999))
+
+    def _s8(self, sigma8):
+        return sigma8 if self.cfg.sigma8_conditioning else None
+
+    def to_network(self, images, cond):
+        s = kappa_to_pixel(torch.from_numpy(np.ascontiguousarray(images)).to(self.device))
+        return s, torch.from_numpy(np.ascontiguousarray(cond)).to(self.device)
+
+    def fake(self, sigma8: torch.Tensor) -> torch.Tensor:
+        return self.G(self.noise(len(sigma8), COSMO_LATENT), self._s8(sigma8))
+
+    def d_losses(self, real, sigma8):
+        b = len(sigma8)
+        swap = bool(self.rand(1)[0] < self.cfg.label_swap)
+        y_real = torch.full((b,), 0.0 if swap else 1.0, device=self.device)
+        with torch.no_grad():
+            fake = self.fake(sigma8)
+        bce_r = F.binary_cross_entropy_with_logits(self.D(real, self._s8(sigma8)).float(), y_real)
+        bce_f = F.binary_cross_entropy_with_logits(self.D(fake, self._s8(sigma8)).float(), 1.0 - y_real)
+        return {"loss_D": bce_r + bce_f, "bce_D_real": bce_r, "bce_D_fake": bce_f}
+
+    def g_loss(self, sigma8):
+        logit = self.engine.unwrap(self.D)(self.fake(sigma8), self._s8(sigma8))
+        bce = F.binary_cross_entropy_with_logits(logit.float(), torch.ones(len(sigma8), device=self.device))
+        return {"loss_G": bce, "bce_G": bce}
+
+    @torch.no_grad()
+    def sample(self, sigma8: torch.Tensor) -> torch.Tensor:
+        """Convergence maps κ (B, H, W) for σ8 values (B,)."""
+        g = self.engine.unwrap(self.G)
+        return pixel_to_kappa(g(self.noise(len(sigma8), COSMO_LATENT), self._s8(sigma8.to(self.device))))
