@@ -196,7 +196,10 @@ def _train(args: argparse.Namespace) -> int:
             print(f"hpcgen: {exc}; exit {exc.exit_code} (resume with --resume)", file=sys.stderr)
         engine.close()
         return exc.exit_code
-    if engine.rank == 0 and last:
+    if engine.rank == 0 and "loss_D" not in last:
+        print(f"nothing to train: {cfg.out} is already at step {last['step']} of {cfg.steps or cfg.epochs} "
+              f"{'steps' if cfg.steps else 'epochs'}")
+    elif engine.rank == 0:
         print(f"trained {cfg.domain} to step {last['step']} on {engine.world_size} ranks ({engine.name}): "
               f"loss_D {last['loss_D']:.4f}, loss_G {last['loss_G']:.4f}, "
               f"{last['samples_per_s_total']:.1f} samples/s total; checkpoint in {cfg.out}")

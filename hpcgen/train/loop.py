@@ -184,7 +184,7 @@ def _train(cfg: TrainConfig, engine, images, cond, task_kwargs, data_meta) -> di
                    file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
     stop = _StopFlag()
     stop.install()
-    last: dict = {}
+    last: dict = {"step": start}
     step = start
     try:
         while step < total:
