@@ -2,7 +2,8 @@
 
 ``world()`` is the edge where MPI enters: library functions receive the returned ``World`` (never reach for
 ``MPI.COMM_WORLD`` themselves). It detects an MPI launch from the launcher's environment (Open MPI, MPICH/Intel
-MPI/PMI, PMIx, Slurm's srun) before importing mpi4py, so a plain ``hpcgen ...`` never initialises MPI.
+MPI/PMI, PMIx, Slurm's srun; ``hpcgen.dist.launch.process_ranks``) before importing mpi4py, so a plain ``hpcgen ...``
+never initialises MPI.
 """
 
 from __future__ import annotations
@@ -12,30 +13,18 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from hpcgen.dist.launch import MPI_LAUNCHERS, process_ranks
 from hpcgen.errors import UserError
-
-# Environment variables set by MPI launchers (and srun) for each started process.
-_MPI_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "MV2_COMM_WORLD_SIZE")
-_MPI_HINT_VARS = _MPI_SIZE_VARS + ("PMIX_RANK", "PMI_RANK")
 
 
 def launched_by_mpi(environ=os.environ) -> bool:
-    return any(v in environ for v in _MPI_HINT_VARS)
+    """True when an MPI launcher (mpirun, MPICH/Intel hydra, srun --mpi=pmi2/pmix) started this process."""
+    return process_ranks(environ).launcher in MPI_LAUNCHERS
 
 
 def launcher_world_size(environ=os.environ) -> int:
-    """The number of processes the launcher says it started (1 when none).
-
-    Slurm's ``SLURM_STEP_NUM_TASKS`` is set by srun for a job step (not in the batch script itself);
-    ``WORLD_SIZE`` by torchrun.
-    """
-    for v in _MPI_SIZE_VARS + ("SLURM_STEP_NUM_TASKS", "WORLD_SIZE"):
-        if v in environ:
-            try:
-                return int(environ[v])
-            except ValueError:
-                continue
-    return 1
+    """The number of processes the launcher says it started (1 when none); see ``hpcgen.dist.launch``."""
+    return process_ranks(environ).world_size
 
 
 @dataclass
