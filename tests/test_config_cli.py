@@ -69,3 +69,11 @@ def test_info_reports_versions_and_capabilities():
     for key in ("hpcgen", "torch", "numpy", "h5py", "mpi4py", "MPI library", "horovod", "fused ops", "GPU", "sbatch", "srun"):
         assert any(line.startswith(key) for line in res.stdout.splitlines()), key
     assert "Open MPI" in res.stdout or "MPICH" in res.stdout
+
+
+def test_info_models_reports_parameters_and_flops_of_both_gans():
+    res = run_cli("info", "--models")
+    assert res.returncode == 0, res.stderr
+    rows = {line.split("(")[0].strip(): line for line in res.stdout.splitlines() if line.startswith(("3DGAN", "CosmoGAN"))}
+    assert "872,808" in rows["3DGAN"]  # generator parameters of the fixed-angle 3DGAN
+    assert any("12,824,449" in line and "5.102 G" in line for line in res.stdout.splitlines())

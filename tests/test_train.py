@@ -166,3 +166,20 @@ def test_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint(tmp_path,
     assert again.returncode == 2 and "--resume" in again.stderr
     fresh = run_cli(*_train_args("calo", calo_data, tmp_path / "new", "ddp", 1, "--resume"))
     assert fresh.returncode == 2 and "no checkpoint.pt to resume from" in fresh.stderr
+
+
+@pytest.mark.mpi
+def test_trainer_runs_under_torchrun_and_horovodrun(tmp_path, calo_data):
+    """The same verb under the two launchers that are not mpirun: rank/size come from their own variables."""
+    bin_dir = Path(sys.executable).parent
+    torchrun = [str(bin_dir / "torchrun"), "--nproc-per-node", "2", "--master-port", "29631", "-m", "hpcgen.cli"]
+    res = _run(torchrun + _train_args("calo", calo_data, tmp_path / "tr", "ddp", 2))
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((tmp_path / "tr" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["params_identical_across_ranks"]
+    horovod_or_skip()
+    hvdrun = [str(bin_dir / "horovodrun"), "-np", "2", "--gloo", "-H", "localhost:2", sys.executable, "-m", "hpcgen.cli"]
+    res = _run(hvdrun + _train_args("calo", calo_data, tmp_path / "hv", "horovod", 2))
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((tmp_path / "hv" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["engine"] == "horovod" and summary["params_identical_across_ranks"]
