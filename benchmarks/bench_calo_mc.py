@@ -18,13 +18,12 @@ for _var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench_common import host_info, now_iso, summarise
+from bench_common import summarise, write_result
 
 ENERGIES_GEV = (10.0, 100.0, 500.0)
 
@@ -94,11 +93,7 @@ def main() -> None:
               f"{casc[0]['showers_per_s_median'] / r['showers_per_s_median']:.1f}x, steps "
               f"{r['steps_per_shower_mean'] / casc[0]['steps_per_shower_mean']:.1f}x for "
               f"{r['energy_gev'] / casc[0]['energy_gev']:.0f}x the energy")
-    result = {"schema": "hpcgen.bench/1", "kind": "mc_throughput", "host": host_info(), "config": config,
-              "rows": rows, "ratios": ratios, "created": now_iso()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, "mc_throughput", config, rows, ratios=ratios)
 
 
 if __name__ == "__main__":

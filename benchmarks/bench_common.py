@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
+from pathlib import Path
 
 import numpy as np
 
@@ -35,3 +37,12 @@ def now_iso() -> str:
 def summarise(values) -> dict:
     v = np.asarray(values, dtype=float)
     return {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}
+
+
+def write_result(out: Path, kind: str, config: dict, rows: list, **extra) -> None:
+    """Write one hpcgen.bench/1 results file (reports and plots are made only from these)."""
+    result = {"schema": "hpcgen.bench/1", "kind": kind, "host": host_info(), "config": config, "rows": rows,
+              **extra, "created": now_iso()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")

@@ -10,7 +10,6 @@ batch, as hpcgen.data.reader does). Repeats give median and min/max. Writes benc
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from bench_common import host_info, now_iso, summarise
+from bench_common import summarise, write_result
 
 LAYOUTS = {
     "chunk1-none": dict(chunks=1),
@@ -81,12 +80,8 @@ def main() -> None:
             rows.append(row)
             print(f"{name:24s} {size_mb:7.2f} MB (x{raw_mb / size_mb:5.1f})  seq {row['seq_read_showers_per_s']['median']:8.0f}/s"
                   f"  random {row['random_batch_read_showers_per_s']['median']:8.0f}/s  write {row['write_showers_per_s']:7.0f}/s")
-    result = {"schema": "hpcgen.bench/1", "kind": "hdf5_layout", "host": host_info(),
-              "config": {"n": args.n, "batch": args.batch, "repeats": args.repeats, "generator": "gflash"},
-              "rows": rows, "created": now_iso()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, "hdf5_layout",
+                 {"n": args.n, "batch": args.batch, "repeats": args.repeats, "generator": "gflash"}, rows)
 
 
 if __name__ == "__main__":

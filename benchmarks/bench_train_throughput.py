@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_common import host_info, now_iso, summarise
+from bench_common import summarise, write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,11 +96,7 @@ def main() -> None:
         if one:
             row["efficiency_vs_1_rank"] = row["samples_per_s_total"]["median"] / (
                 row["ranks"] * one["samples_per_s_total"]["median"])
-    result = {"schema": "hpcgen.bench/1", "kind": "train_throughput", "host": host_info(), "config": config,
-              "rows": rows, "created": now_iso()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, "train_throughput", config, rows)
 
 
 if __name__ == "__main__":

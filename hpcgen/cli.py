@@ -120,19 +120,14 @@ def _run(args: argparse.Namespace) -> int:
         return _train(args)
     if args.verb == "generate":
         from hpcgen.config import EnergySpec
-        from hpcgen.dist.world import world
         from hpcgen.jobs.generate import GenerateConfig, generate
 
         cfg = GenerateConfig(
             checkpoint=args.checkpoint, n=args.n, out=args.out,
             energy=EnergySpec.parse(args.energy_gev) if args.energy_gev else None, sigma8=args.sigma8,
             batch_size=args.batch_size, device=args.device, seed=args.seed, overwrite=args.overwrite,
-            progress=not (args.no_progress or os.environ.get("HPCGEN_NO_PROGRESS")))
-        w = world()
-        out = generate(cfg, w)
-        if w.rank == 0:
-            print(f"wrote {out} ({cfg.n} samples over {w.size} ranks)")
-        return 0
+            progress=_progress(args))
+        return _run_on_world(lambda w: generate(cfg, w), f"{cfg.n} samples")
     if args.verb == "simulate":
         from hpcgen.config import EnergySpec, SimulateCaloConfig
         from hpcgen.physics.calo_geometry import SamplingCalorimeter
@@ -143,16 +138,11 @@ def _run(args: argparse.Namespace) -> int:
             raise UserError(f"--impact-jitter-mm: {exc}") from None
         cfg = SimulateCaloConfig(
             generator=args.generator, n=args.n, energy=EnergySpec.parse(args.energy_gev), seed=args.seed,
-            out=args.out, chunk=args.chunk, overwrite=args.overwrite, progress=not (args.no_progress or os.environ.get("HPCGEN_NO_PROGRESS")), gflash_tune=args.gflash_tune,
+            out=args.out, chunk=args.chunk, overwrite=args.overwrite, progress=_progress(args), gflash_tune=args.gflash_tune,
             geometry=geometry)
-        from hpcgen.dist.world import world
         from hpcgen.jobs.simulate_calo import simulate_calo
 
-        w = world()
-        out = simulate_calo(cfg, w)
-        if w.rank == 0:
-            print(f"wrote {out} ({cfg.n} {cfg.generator} showers over {w.size} ranks)")
-        return 0
+        return _run_on_world(lambda w: simulate_calo(cfg, w), f"{cfg.n} {cfg.generator} showers")
     if args.verb == "validate":
         if args.max_showers < 0:
             raise UserError(f"--max-showers: expected >= 0, got {args.max_showers}")
@@ -170,6 +160,21 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(args.verb)
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    return not (args.no_progress or os.environ.get("HPCGEN_NO_PROGRESS"))
+
+
+def _run_on_world(job, what: str) -> int:
+    """Run a sharded job over the MPI world (or one process) and report its output file on rank 0."""
+    from hpcgen.dist.world import world
+
+    w = world()
+    out = job(w)
+    if w.rank == 0:
+        print(f"wrote {out} ({what} over {w.size} ranks)")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from hpcgen.config import TrainConfig
 
@@ -178,7 +183,7 @@ def _train(args: argparse.Namespace) -> int:
         steps=args.steps, epochs=args.epochs, seed=args.seed, resume=args.resume,
         checkpoint_every=args.checkpoint_every, lr_scaling=args.lr_scaling, warmup_steps=args.warmup_steps,
         device=args.device, bf16=args.bf16, g_steps=args.g_steps, sigma8_conditioning=args.sigma8_conditioning,
-        spectral_loss=args.spectral_loss, progress=not (args.no_progress or os.environ.get("HPCGEN_NO_PROGRESS")))
+        spectral_loss=args.spectral_loss, progress=_progress(args))
     if args.timeout_s <= 0:
         raise UserError(f"--timeout-s: expected > 0, got {args.timeout_s}")
     from hpcgen.dist.engine import make_engine

@@ -11,7 +11,6 @@ file is opened read-only and never modified.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,8 @@ import h5py
 import numpy as np
 
 from hpcgen import __version__
-from hpcgen.data.sharded import DatasetSpec
-from hpcgen.data.h5check import SCAN_CHUNK, check_dataset, check_schema, check_values, open_validated, scan_images, short
+from hpcgen.data.sharded import DatasetSpec, write_h5_atomic
+from hpcgen.data.h5check import OpenH5, SCAN_CHUNK, check_dataset, check_schema, check_values, open_validated, scan_images, short
 from hpcgen.errors import UserError
 from hpcgen.physics.calo_geometry import SamplingCalorimeter
 
@@ -49,23 +48,11 @@ def calo_specs(shape_xyz: tuple[int, int, int]) -> tuple[DatasetSpec, ...]:
 
 def write_calo_file(path: str | os.PathLike, ecal_gev: np.ndarray, energy_gev: np.ndarray, attrs: dict) -> Path:
     """Write a complete calorimeter file atomically (temporary name, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with h5py.File(tmp, "w") as h5:
-            for spec in calo_specs(ecal_gev.shape[1:]):
-                spec.create(h5, n=len(energy_gev), maxshape_n=len(energy_gev))
-            h5["ECAL"][...] = np.asarray(ecal_gev, dtype=np.float32)
-            h5["energy"][...] = np.asarray(energy_gev, dtype=np.float32)
-            h5.attrs.update(attrs)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_h5_atomic(path, calo_specs(ecal_gev.shape[1:]), {"ECAL": ecal_gev, "energy": energy_gev}, attrs)
 
 
 @dataclass
-class CaloFile:
+class CaloFile(OpenH5):
     """An open, validated calorimeter file. ``ecal`` is the lazy h5py dataset; ``energy_gev`` is in memory."""
 
     path: Path
@@ -76,10 +63,6 @@ class CaloFile:
     @property
     def ecal(self) -> h5py.Dataset:
         return self.h5["ECAL"]
-
-    @property
-    def attrs(self) -> dict:
-        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.h5.attrs.items()}
 
     @property
     def generator(self) -> str:
@@ -94,14 +77,6 @@ class CaloFile:
             sl = slice(start, min(start + chunk, len(self)))
             yield sl, self.ecal[sl]
 
-    def close(self) -> None:
-        self.h5.close()
-
-    def __enter__(self) -> "CaloFile":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def open_calo(path: str | os.PathLike, check_cells: bool = True) -> CaloFile:

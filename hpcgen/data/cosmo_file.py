@@ -17,8 +17,8 @@ import h5py
 import numpy as np
 
 from hpcgen import __version__
-from hpcgen.data.h5check import check_dataset, check_schema, check_values, open_validated, scan_images, short
-from hpcgen.data.sharded import DatasetSpec
+from hpcgen.data.h5check import OpenH5, check_dataset, check_schema, check_values, open_validated, scan_images, short
+from hpcgen.data.sharded import DatasetSpec, write_h5_atomic
 from hpcgen.errors import UserError
 
 SCHEMA_COSMO = "hpcgen.cosmo/1"
@@ -49,25 +49,12 @@ def cosmo_attrs(generator: str, cosmology: dict, z_source: float, field_deg: flo
 
 def write_cosmo_file(path: str | os.PathLike, kappa: np.ndarray, attrs: dict, sigma8: np.ndarray | None = None) -> Path:
     """Write a complete convergence-map file atomically (temporary name, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    n = len(kappa)
-    try:
-        with h5py.File(tmp, "w") as h5:
-            for spec in cosmo_specs(*kappa.shape[1:], with_sigma8=sigma8 is not None):
-                spec.create(h5, n=n, maxshape_n=n)
-            h5["kappa"][...] = np.asarray(kappa, dtype=np.float32)
-            if sigma8 is not None:
-                h5["sigma8"][...] = np.asarray(sigma8, dtype=np.float32)
-            h5.attrs.update(attrs)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    arrays = {"kappa": kappa} if sigma8 is None else {"kappa": kappa, "sigma8": sigma8}
+    return write_h5_atomic(path, cosmo_specs(*kappa.shape[1:], with_sigma8=sigma8 is not None), arrays, attrs)
 
 
 @dataclass
-class CosmoFile:
+class CosmoFile(OpenH5):
     """An open, validated map file. ``kappa`` is the lazy h5py dataset; ``sigma8`` (N,) is in memory."""
 
     path: Path
@@ -83,21 +70,9 @@ class CosmoFile:
     def image_shape(self) -> tuple[int, int]:
         return tuple(self.kappa.shape[1:])
 
-    @property
-    def attrs(self) -> dict:
-        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.h5.attrs.items()}
-
     def __len__(self) -> int:
         return int(self.kappa.shape[0])
 
-    def close(self) -> None:
-        self.h5.close()
-
-    def __enter__(self) -> "CosmoFile":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def open_cosmo(path: str | os.PathLike, check_pixels: bool = True) -> CosmoFile:

@@ -92,3 +92,23 @@ def scan_images(path: Path, ds: h5py.Dataset, what: str, sample_word: str, nonne
             if neg.any():
                 raise UserError(f"{path}: dataset {ds.name.lstrip('/')!r} has negative {what} "
                                 f"(first in {sample_word} {start + int(np.argmax(neg))})")
+
+
+class OpenH5:
+    """Base of the validated-file handles: read-only ``h5``, decoded root ``attrs``, context manager."""
+
+    path: Path
+    h5: h5py.File
+
+    @property
+    def attrs(self) -> dict:
+        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.h5.attrs.items()}
+
+    def close(self) -> None:
+        self.h5.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -59,6 +59,23 @@ class DatasetSpec:
         return h5.create_dataset(self.name, shape=(n,), maxshape=(maxshape_n,), dtype=self.dtype, chunks=(chunk,))
 
 
+def write_h5_atomic(path: str | os.PathLike, specs: tuple[DatasetSpec, ...], arrays: dict[str, np.ndarray],
+                    attrs: dict) -> Path:
+    """Write a complete single file (one dataset per spec) under a temporary name, then rename it."""
+    path = Path(path)
+    tmp = tmp_path(path)
+    n = len(arrays[specs[0].name])
+    try:
+        with h5py.File(tmp, "w") as h5:
+            for spec in specs:
+                spec.create(h5, n=n, maxshape_n=n)[...] = np.asarray(arrays[spec.name], dtype=spec.dtype)
+            h5.attrs.update(attrs)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 class ShardWriter:
     """Append samples to one rank's shard; ``commit()`` renames it to its final name."""
 
