@@ -29,9 +29,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from hpcgen.config import ENGINES
 from hpcgen.errors import UserError
-
-ENGINES = ("ddp", "horovod")
 
 
 @runtime_checkable
