@@ -56,6 +56,20 @@ class EnergySpec:
         return np.exp(np.log(a) + (np.log(b) - np.log(a)) * u)
 
 
+def check_sample_run(n: int, seed: int, chunk: int, out: Path, what: str) -> None:
+    """The flags every sharded producer (simulate calo/cosmo) shares: --n, --seed, --chunk, --out."""
+    if n < 1:
+        raise UserError(f"--n: expected a number of {what} >= 1, got {n}")
+    if seed < 0:
+        raise UserError(f"--seed: expected an integer >= 0, got {seed}")
+    if chunk < 0:
+        raise UserError(f"--chunk: expected >= 0 (0 = default), got {chunk}")
+    if not str(out).endswith(".h5"):
+        raise UserError(f"--out: expected a file name ending in .h5, got {str(out)!r}")
+    if not out.parent.is_dir():
+        raise UserError(f"--out: directory {str(out.parent)!r} does not exist")
+
+
 @dataclass(frozen=True)
 class SimulateCaloConfig:
     generator: str
@@ -81,16 +95,7 @@ class SimulateCaloConfig:
                 raise UserError(f"--gflash-tune: only applies to --generator gflash, not {self.generator!r}")
             if self.gflash_tune not in GFLASH_TUNE_NAMES:
                 raise UserError(f"--gflash-tune: expected one of {', '.join(GFLASH_TUNE_NAMES)}, got {self.gflash_tune!r}")
-        if self.n < 1:
-            raise UserError(f"--n: expected a number of showers >= 1, got {self.n}")
-        if self.seed < 0:
-            raise UserError(f"--seed: expected an integer >= 0, got {self.seed}")
-        if self.chunk < 0:
-            raise UserError(f"--chunk: expected >= 0 (0 = default), got {self.chunk}")
-        if not str(self.out).endswith(".h5"):
-            raise UserError(f"--out: expected a file name ending in .h5, got {str(self.out)!r}")
-        if not self.out.parent.is_dir():
-            raise UserError(f"--out: directory {str(self.out.parent)!r} does not exist")
+        check_sample_run(self.n, self.seed, self.chunk, self.out, "showers")
 
     @property
     def chunk_size(self) -> int:

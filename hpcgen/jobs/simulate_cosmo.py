@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hpcgen.config import check_sample_run
 from hpcgen.data.cosmo_file import cosmo_attrs, cosmo_specs
 from hpcgen.dist.world import World
 from hpcgen.errors import UserError
@@ -35,16 +36,7 @@ class SimulateCosmoConfig:
     def __post_init__(self) -> None:
         if self.generator not in COSMO_GENERATORS:
             raise UserError(f"--generator: expected one of {', '.join(COSMO_GENERATORS)}, got {self.generator!r}")
-        if self.n < 1:
-            raise UserError(f"--n: expected a number of maps >= 1, got {self.n}")
-        if self.seed < 0:
-            raise UserError(f"--seed: expected an integer >= 0, got {self.seed}")
-        if self.chunk < 0:
-            raise UserError(f"--chunk: expected >= 0 (0 = default), got {self.chunk}")
-        if not str(self.out).endswith(".h5"):
-            raise UserError(f"--out: expected a file name ending in .h5, got {str(self.out)!r}")
-        if not self.out.parent.is_dir():
-            raise UserError(f"--out: directory {str(self.out.parent)!r} does not exist")
+        check_sample_run(self.n, self.seed, self.chunk, self.out, "maps")
 
     @property
     def chunk_size(self) -> int:
