@@ -29,6 +29,7 @@ import numpy as np
 
 from hpcgen.physics import distances
 from hpcgen.physics.calo_geometry import SamplingCalorimeter
+from hpcgen.jobs.report_common import REF_STYLE, SCHEMA, TEST_STYLE, fmt, json_safe, md
 from hpcgen.physics.shower_features import (
     SCALAR_FEATURES,
     hit_threshold_gev,
@@ -37,7 +38,6 @@ from hpcgen.physics.shower_features import (
     transverse_profiles,
 )
 
-SCHEMA = "hpcgen.validate/1"
 DEFAULT_CHUNK = 1000
 # Fixed log grid for the cell spectrum: 1e-8 GeV (10 eV) to 1e4 GeV, so one pass suffices for both samples.
 SPECTRUM_LOG10_RANGE = (-8.0, 4.0)
@@ -82,8 +82,6 @@ PLOTS = {
     "spectrum": "cell_energy_spectrum.png",
 }
 
-REF_STYLE = {"color": "0.15"}
-TEST_STYLE = {"color": "tab:red"}
 
 
 @dataclass
@@ -367,30 +365,18 @@ def _write_plots(out: Path, ref: _Summary, test: _Summary, geometry, labels, met
 
 
 # --- report ------------------------------------------------------------------------------------------------------
-def _fmt(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float) and (v == 0 or 1e-3 <= abs(v) < 1e4):
-        return f"{v:.4g}"
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-
-def _md(s) -> str:
-    return str(s).replace("|", r"\|")
-
-
 def _report(metrics: dict) -> str:
     r, t = metrics["ref"], metrics["test"]
     sep, w1, ks = metrics["separation_power"], metrics["wasserstein1"], metrics["ks"]
     lines = [
-        f"# Calorimeter validation: {_md(t['label'])} vs {_md(r['label'])}",
+        f"# Calorimeter validation: {md(t['label'])} vs {md(r['label'])}",
         "",
         "| role | label | file | showers |",
         "|---|---|---|---|",
-        f"| reference | {_md(r['label'])} | {_md(r['file'])} | {r['n']} |",
-        f"| test | {_md(t['label'])} | {_md(t['file'])} | {t['n']} |",
+        f"| reference | {md(r['label'])} | {md(r['file'])} | {r['n']} |",
+        f"| test | {md(t['label'])} | {md(t['file'])} | {t['n']} |",
         "",
-        f"Geometry: {_md(metrics['geometry']['name'])} {metrics['geometry_shape']}; hit threshold "
+        f"Geometry: {md(metrics['geometry']['name'])} {metrics['geometry_shape']}; hit threshold "
         f"{metrics['hit_threshold_gev']:.3g} GeV; {metrics['bins']} bins for scalar features.",
         "",
         "## Distances per feature",
@@ -404,13 +390,13 @@ def _report(metrics: dict) -> str:
     for k in sep:
         d = ks.get(k, {})
         lines.append(
-            f"| {k} | {_fmt(sep[k])} | {_fmt(w1[k])} | {UNITS[k]} | {_fmt(d.get('statistic'))} | {_fmt(d.get('pvalue'))} |"
+            f"| {k} | {fmt(sep[k])} | {fmt(w1[k])} | {UNITS[k]} | {fmt(d.get('statistic'))} | {fmt(d.get('pvalue'))} |"
         )
     lines += [
         "",
         "## Sampling fraction per primary energy",
         "",
-        f"| E_p [GeV] | N {_md(r['label'])} | mean ± std {_md(r['label'])} | N {_md(t['label'])} | mean ± std {_md(t['label'])} |",
+        f"| E_p [GeV] | N {md(r['label'])} | mean ± std {md(r['label'])} | N {md(t['label'])} | mean ± std {md(t['label'])} |",
         "|---|---|---|---|---|",
     ]
     for row in metrics["sampling_fraction_by_energy"]["bins"]:
@@ -419,24 +405,12 @@ def _report(metrics: dict) -> str:
         for side in ("ref", "test"):
             st = row[side]
             cells += [str(st["n"]), "–" if st["mean"] is None else f"{st['mean']:.4g} ± {st['std']:.2g}"]
-        lines.append(f"| {_fmt(e)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {fmt(e)} | " + " | ".join(cells) + " |")
     lines += ["", "## Plots", ""] if metrics["plots"] else [""]
     for name in metrics["plots"]:
         lines += [f"![{name}]({name})", ""]
     lines += ["## Conventions", ""] + [f"- **{k}**: {v}" for k, v in metrics["conventions"].items()] + [""]
     return "\n".join(lines)
-
-
-def _json_safe(x):
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
 
 
 CONVENTIONS = {
@@ -509,7 +483,7 @@ def validate_calo(
         "plots": list(PLOTS.values()) if plots else [],
         "conventions": CONVENTIONS,
     }
-    metrics = _json_safe(metrics)
+    metrics = json_safe(metrics)
 
     if plots:
         _write_plots(out, ref, test, geometry, (ref_label, test_label), metrics, sf_rows, discrete, thr)

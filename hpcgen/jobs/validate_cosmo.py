@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcgen import ops
-from hpcgen.jobs.validate_calo import REF_STYLE, SCHEMA, TEST_STYLE, _fmt, _json_safe, _md
+from hpcgen.jobs.report_common import REF_STYLE, SCHEMA, TEST_STYLE, fmt, json_safe, md
 from hpcgen.physics import distances
 from hpcgen.physics import map_statistics as ms
 
@@ -201,7 +201,7 @@ def _plot_power_spectrum(path: Path, metrics: dict, labels) -> None:
     top.set_ylabel(r"$\ell(\ell+1)C_\ell/2\pi$")
     chi2 = metrics["chi2_power_spectrum"]
     top.set_title(f"Convergence power spectrum (mean ± 1 std over maps)\n"
-                  f"χ² = {chi2['chi2']:.4g} for {chi2['dof']} bins, p = {_fmt(chi2['pvalue'])}")
+                  f"χ² = {chi2['chi2']:.4g} for {chi2['dof']} bins, p = {fmt(chi2['pvalue'])}")
     top.legend()
     top.grid(alpha=0.3, which="both")
     (mr, sr), (mt, st) = _arr(ps, "ref"), _arr(ps, "test")
@@ -232,7 +232,7 @@ def _plot_pixel_histogram(path: Path, metrics: dict, labels) -> None:
     ax.set_yscale("log")
     ax.set_xlabel(r"convergence $\kappa$")
     ax.set_ylabel("probability density per map (mean ± 1 std)")
-    ax.set_title(f"Pixel-intensity histogram\nS = {_fmt(metrics['separation_power']['pixel_histogram'])}")
+    ax.set_title(f"Pixel-intensity histogram\nS = {fmt(metrics['separation_power']['pixel_histogram'])}")
     ax.legend()
     ax.grid(alpha=0.3, which="both")
     fig.savefig(path, dpi=110)
@@ -296,19 +296,19 @@ def _report(metrics: dict) -> str:
     r, t, mp = metrics["ref"], metrics["test"], metrics["maps"]
     ps, ks, chi2, thr = metrics["power_spectrum"], metrics["ks"], metrics["chi2_power_spectrum"], metrics["thresholds"]
     lines = [
-        f"# Convergence-map validation: {_md(t['label'])} vs {_md(r['label'])}",
+        f"# Convergence-map validation: {md(t['label'])} vs {md(r['label'])}",
         "",
         "| role | label | file | maps |",
         "|---|---|---|---|",
-        f"| reference | {_md(r['label'])} | {_md(r['file'])} | {r['n']} |",
-        f"| test | {_md(t['label'])} | {_md(t['file'])} | {t['n']} |",
+        f"| reference | {md(r['label'])} | {md(r['file'])} | {r['n']} |",
+        f"| test | {md(t['label'])} | {md(t['file'])} | {t['n']} |",
         "",
         (f"Maps: {mp['pixels']}² pixels of {mp['pixel_arcmin']:.4g} arcmin ({mp['field_deg']:.4g}° field). "
          f"Thresholds ν from {thr['nu'][0]:g} to {thr['nu'][-1]:g} in units of σ_ref = {thr['sigma_ref']:.4g}."),
         "",
         "## Power spectrum",
         "",
-        f"χ² of the mean spectra: {chi2['chi2']:.4g} for {chi2['dof']} bins (p = {_fmt(chi2['pvalue'])}).",
+        f"χ² of the mean spectra: {chi2['chi2']:.4g} for {chi2['dof']} bins (p = {fmt(chi2['pvalue'])}).",
         "",
         "| bin | ℓ range | ℓ | modes | C_ℓ ref | C_ℓ test | rel. error | KS D | KS p |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -317,7 +317,7 @@ def _report(metrics: dict) -> str:
     for b, ell in enumerate(ps["ell"]):
         k = ks["power_spectrum"][b]
         lines.append(f"| {b} | {e[b]:.0f}–{e[b + 1]:.0f} | {ell:.0f} | {ps['modes'][b]} | {ps['ref_mean'][b]:.4g} | "
-                     f"{ps['test_mean'][b]:.4g} | {_fmt(ps['rel_err'][b])} | {_fmt(k['statistic'])} | {_fmt(k['pvalue'])} |")
+                     f"{ps['test_mean'][b]:.4g} | {fmt(ps['rel_err'][b])} | {fmt(k['statistic'])} | {fmt(k['pvalue'])} |")
     lines += [
         "",
         "## KS tests per bin and threshold",
@@ -328,19 +328,19 @@ def _report(metrics: dict) -> str:
         "|---|---|---|---|",
     ]
     for name, s in metrics["ks_summary"].items():
-        lines.append(f"| {name} | {s['n']} | {_fmt(s['min_pvalue'])} | {s['n_pvalue_above_0.05']} |")
+        lines.append(f"| {name} | {s['n']} | {fmt(s['min_pvalue'])} | {s['n_pvalue_above_0.05']} |")
     lines += [
         "",
         "| ν | κ_t | peaks ref | peaks test | KS p peaks | KS p V0 | KS p V1 | KS p V2 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for j, nu in enumerate(thr["nu"]):
-        mf = [_fmt(ks["minkowski"][k][j]["pvalue"]) for k in MINKOWSKI]
+        mf = [fmt(ks["minkowski"][k][j]["pvalue"]) for k in MINKOWSKI]
         lines.append(f"| {nu:g} | {thr['kappa'][j]:.3g} | {metrics['peaks']['ref_mean'][j]:.3g} | "
-                     f"{metrics['peaks']['test_mean'][j]:.3g} | {_fmt(ks['peaks'][j]['pvalue'])} | " + " | ".join(mf) + " |")
+                     f"{metrics['peaks']['test_mean'][j]:.3g} | {fmt(ks['peaks'][j]['pvalue'])} | " + " | ".join(mf) + " |")
     sp = metrics["separation_power"]
     lines += ["", "## Separation power", "", "| histogram | S |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in sp.items()]
+    lines += [f"| {k} | {fmt(v)} |" for k, v in sp.items()]
     lines += ["", "## Plots", ""] if metrics["plots"] else [""]
     for name in metrics["plots"]:
         lines += [f"![{name}]({name})", ""]
@@ -411,7 +411,7 @@ def validate_cosmo(
         "plots": list(PLOTS.values()) if plots else [],
         "conventions": CONVENTIONS,
     }
-    metrics = _json_safe(metrics)
+    metrics = json_safe(metrics)
     if plots:
         _write_plots(out, metrics, (ref_label, test_label))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
