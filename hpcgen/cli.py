@@ -260,6 +260,9 @@ def _train(args: argparse.Namespace) -> int:
             print(f"hpcgen: {exc}; exit {exc.exit_code} (resume with --resume)", file=sys.stderr)
         engine.close()
         return exc.exit_code
+    except UserError:  # raised alike on every rank (decided collectively): leave in order
+        engine.close()
+        raise
     if engine.rank == 0 and "loss_D" not in last:
         print(f"nothing to train: {cfg.out} is already at step {last['step']} of {cfg.steps or cfg.epochs} "
               f"{'steps' if cfg.steps else 'epochs'}")

@@ -66,6 +66,7 @@ class DDPEngine:
             # after ``timeout``, so a missing peer fails here instead of hanging in the first collective.
             store = dist.TCPStore(addr, port, self.world_size, is_master=self.rank == 0, timeout=timeout,
                                   wait_for_workers=True)
+            self._store = store
             dist.init_process_group(backend, store=store, rank=self.rank, world_size=self.world_size,
                                     timeout=timeout)
         except (RuntimeError, OSError) as exc:
@@ -129,8 +130,19 @@ class DDPEngine:
             dist.barrier(device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
     def close(self) -> None:
+        """Leave in order: nobody destroys the process group while a peer still uses it, and rank 0's store is
+        torn down here rather than during interpreter exit, where its server thread made C++ call
+        std::terminate ("terminate called without an active exception", SIGABRT) in about 1 of 6 runs."""
         if dist.is_initialized():
-            dist.destroy_process_group()
+            try:
+                dist.barrier()
+            finally:
+                dist.destroy_process_group()
+        store, self._store = getattr(self, "_store", None), None
+        del store
+        import gc
+
+        gc.collect()
 
     def __enter__(self) -> DDPEngine:
         return self
