@@ -50,6 +50,8 @@ def _add_simulate(sub) -> None:
     k.add_argument("--box-mpc", type=float, default=0.0, help="PM: comoving box side in Mpc (0 = default)")
     k.add_argument("--steps", type=int, default=20, help="PM: kick-drift-kick steps")
     k.add_argument("--device", default="cpu", help="PM: cpu | cuda")
+    k.add_argument("--maps-per-realisation", type=int, default=1,
+                   help="PM: maps cut from one N-body run (random shift/rotation per plane each)")
     k.add_argument("--chunk", type=int, default=0, help="maps per chunk and rank (0 = generator default)")
     k.add_argument("--overwrite", action="store_true", help="replace an existing output and its shards")
     k.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -68,7 +70,8 @@ def _simulate_cosmo(args: argparse.Namespace) -> int:
     if args.generator == "pm":
         from hpcgen.sim.cosmo_pm import PMConfig, check_pm_config
 
-        pm = PMConfig(n_particles_side=args.particles, n_steps=args.steps, device=args.device)
+        pm = PMConfig(n_particles_side=args.particles, n_steps=args.steps, device=args.device,
+                      maps_per_realisation=args.maps_per_realisation)
         if args.mesh:
             pm = replace(pm, mesh_side=args.mesh)
         if args.box_mpc:

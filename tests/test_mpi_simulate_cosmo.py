@@ -47,6 +47,7 @@ def test_two_ranks_write_reproducible_convergence_maps(tmp_path, generator, extr
     (["--generator", "lognormal", "--sigma8", "5"], "sigma8"),
     (["--generator", "pm", "--particles", "-8"], "particles"),
     (["--generator", "pm", "--particles", "64", "--mesh", "32"], "mesh"),
+    (["--generator", "pm", "--box-mpc", "100", "--field-deg", "3.5"], "box"),
 ])
 def test_bad_cosmo_parameters_are_one_line_before_any_work(tmp_path, args, words):
     res = run_cli("simulate", "cosmo", "--n", "2", "--out", str(tmp_path / "m.h5"), *args)

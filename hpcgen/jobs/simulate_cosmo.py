@@ -40,7 +40,10 @@ class SimulateCosmoConfig:
 
     @property
     def chunk_size(self) -> int:
-        return self.chunk or (16 if self.generator == "lognormal" else 1)
+        if self.chunk:
+            return self.chunk
+        # PM: one chunk = the maps one N-body realisation yields, so no realisation is run for a single map
+        return 16 if self.generator == "lognormal" else int(getattr(self.pm, "maps_per_realisation", 1))
 
 
 def simulate_cosmo(cfg: SimulateCosmoConfig, world: World) -> Path:
