@@ -138,6 +138,7 @@ class TrainConfig:
     lr_cosmo: float = 2e-4
     sigma8_conditioning: bool = False
     spectral_loss: bool = False
+    spectral_weights: tuple[float, float] = (0.1, 0.1)  # λ1 (mean spectrum), λ2 (spectrum variance); our choice
 
     def __post_init__(self) -> None:
         if self.domain not in TRAIN_DOMAINS:
@@ -162,8 +163,7 @@ class TrainConfig:
             raise UserError("--label-flip: expected a probability in [0, 0.5)")
         if self.g_steps < 1:
             raise UserError(f"--g-steps: expected >= 1, got {self.g_steps}")
-        if self.spectral_loss:
-            raise UserError("--spectral-loss: needs the power-spectrum estimator of hpcgen.ops, which arrives with "
-                            "the cosmology issue; train without it for now")
+        if self.spectral_loss and self.domain != "cosmo":
+            raise UserError("--spectral-loss: only applies to `train cosmo` (CosmoGAN)")
         if not self.data.exists():
             raise UserError(f"--data: {self.data}: no such file")

@@ -75,7 +75,10 @@ def _open_data(cfg: TrainConfig):
         raise UserError(f"--data: {cfg.data}: CosmoGAN needs square maps with a side divisible by 16, got {h}×{w}")
     meta = {k: f.attrs[k] for k in ("cosmology", "z_source", "field_deg", "pixel_arcmin")}
     meta["data_generator"] = f.attrs["generator"]
-    return f, f.kappa, f.sigma8, {"image_size": h}, meta
+    import math
+
+    pixel_rad = math.radians(float(f.attrs["pixel_arcmin"]) / 60.0)
+    return f, f.kappa, f.sigma8, {"image_size": h, "pixel_rad": pixel_rad}, meta
 
 
 def check_data(cfg: TrainConfig) -> None:

@@ -190,9 +190,16 @@ class CaloGANTask(GANTask):
 class CosmoGANTask(GANTask):
     domain = "cosmo"
 
-    def __init__(self, cfg: TrainConfig, engine, noise_gen: torch.Generator, image_size: int) -> None:
+    def __init__(self, cfg: TrainConfig, engine, noise_gen: torch.Generator, image_size: int,
+                 pixel_rad: float) -> None:
         super().__init__(cfg, engine, noise_gen,
                          {"image_size": int(image_size), "sigma8_conditioning": cfg.sigma8_conditioning})
+        self.pixel_rad = float(pixel_rad)
+        self._real = None  # this step's real batch (pixel space), for the spectral loss of the G steps
+        if cfg.spectral_loss:
+            from hpcgen.train.spectral_loss import spectral_edges
+
+            self.spectral_edges = spectral_edges(int(image_size), self.pixel_rad)
 
     def base_lr(self) -> float:
         return self.cfg.lr_cosmo
@@ -216,14 +223,23 @@ class CosmoGANTask(GANTask):
         y_real = torch.full((b,), 0.0 if swap else 1.0, device=self.device)
         with torch.no_grad():
             fake = self.fake(sigma8)
+        self._real = real
         bce_r = F.binary_cross_entropy_with_logits(self.D(real, self._s8(sigma8)).float(), y_real)
         bce_f = F.binary_cross_entropy_with_logits(self.D(fake, self._s8(sigma8)).float(), 1.0 - y_real)
         return {"loss_D": bce_r + bce_f, "bce_D_real": bce_r, "bce_D_fake": bce_f}
 
     def g_loss(self, sigma8):
-        logit = self.engine.unwrap(self.D)(self.fake(sigma8), self._s8(sigma8))
+        fake = self.fake(sigma8)
+        logit = self.engine.unwrap(self.D)(fake, self._s8(sigma8))
         bce = F.binary_cross_entropy_with_logits(logit.float(), torch.ones(len(sigma8), device=self.device))
-        return {"loss_G": bce, "bce_G": bce}
+        if not self.cfg.spectral_loss:
+            return {"loss_G": bce, "bce_G": bce}
+        from hpcgen.train.spectral_loss import spectral_loss
+
+        spec = spectral_loss(fake, self._real, self.pixel_rad, self.spectral_edges, self.engine.allreduce_sum,
+                             self.cfg.spectral_weights)
+        # × world size: the engines average gradients over ranks, a global loss needs their sum
+        return {"loss_G": bce + self.engine.world_size * spec, "bce_G": bce, "spectral_G": spec.detach()}
 
     @torch.no_grad()
     def sample(self, sigma8: torch.Tensor) -> torch.Tensor:
