@@ -42,6 +42,7 @@ from hpcgen.physics.cosmology import (
     limber_convergence_cl,
     scale_factor_at_distance,
 )
+from hpcgen.physics.map_statistics import ell_grid
 from hpcgen.sim.cosmo_spec import CosmoMapSpec
 
 _CL_TABLE_POINTS = 256
@@ -54,12 +55,6 @@ def empty_beam_shift(params: CosmologyParams, z_source: float) -> float:
     chi = np.linspace(0.0, chi_s, 2049)
     integrand = chi * (chi_s - chi) / (chi_s * scale_factor_at_distance(params, chi))
     return float(1.5 * params.Omega_m * params.H0_over_c_per_mpc**2 * np.trapezoid(integrand, chi))
-
-
-def fft_multipoles(pixels: int, field_rad: float) -> np.ndarray:
-    """(N, N) multipoles ℓ = 2π|n|/L of numpy's fft2 modes (n in cycles per field)."""
-    n = np.fft.fftfreq(pixels, d=1.0 / pixels)
-    return 2.0 * math.pi / field_rad * np.hypot(n[:, None], n[None, :])
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,7 +104,7 @@ def lognormal_model(spec: CosmoMapSpec, shift: float | None = None) -> Lognormal
     if not (math.isfinite(lam) and lam > 0):
         raise ValueError(f"shift: expected a finite λ > 0, got {shift}")
     n, area = spec.pixels, spec.field_rad**2
-    ell = fft_multipoles(n, spec.field_rad)
+    ell = ell_grid(n, spec.pixel_rad)
     ell_fund = 2.0 * math.pi / spec.field_rad
     table = np.geomspace(0.5 * ell_fund, 1.01 * ell.max(), _CL_TABLE_POINTS)
     log_cl = np.log(limber_convergence_cl(spec.cosmology, table, spec.z_source))
