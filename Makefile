@@ -29,9 +29,12 @@ test: setup horovod
 test-fast: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -ra -m "not slow and not mpi"
 
-bench: setup
+bench: setup horovod
 	$(PY) benchmarks/bench_calo_mc.py
 	$(PY) benchmarks/bench_hdf5_layout.py
+	$(PY) benchmarks/bench_cosmo_lognormal.py
+	$(PY) benchmarks/bench_cosmo_pm.py
+	$(PY) benchmarks/bench_train_throughput.py
 
 clean:
 	rm -rf demo-out .pytest_cache
