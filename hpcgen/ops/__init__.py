@@ -1,15 +1,13 @@
 """The fused-kernel face of hpcgen: the one place models, losses and validation call for the ops they share.
 
 Each op is one public function with an ``impl=`` switch, after StyleGAN2-ADA's ``torch_utils/ops``: ``"ref"`` is the
-pure-torch twin in :mod:`hpcgen.ops.reference`; ``"auto"`` takes the compiled library when it is loaded and the
-reference otherwise. The compiled library (C++ CPU and CUDA kernels registered with ``TORCH_LIBRARY``, selected as
-``impl="cpu"`` / ``"cuda"``) arrives with the fused-kernel issue; until then every call runs the reference. Models
+pure-torch twin in :mod:`hpcgen.ops.reference` and :mod:`hpcgen.ops.power_spectrum`; ``"auto"`` picks the best
+available implementation. Today that is always the reference: the compiled library (C++ CPU and CUDA kernels
+registered with ``TORCH_LIBRARY``, ``impl="cpu"`` / ``"cuda"``) is the fused-kernel issue's work and is not built. Models
 call only this face, never the reference or the library directly, so swapping in the kernels changes no caller.
 """
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 import torch
@@ -20,17 +18,11 @@ from hpcgen.ops.reference import ecal_sum_ref
 IMPLS = ("auto", "ref")
 
 
-@functools.cache
-def _compiled_library():
-    """The loaded fused-op namespace, or None; loaded at most once per process. No library is built yet."""
-    return None
-
-
 def _resolve(impl: str) -> str:
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {', '.join(repr(i) for i in IMPLS)}; got {impl!r}")
     if impl == "auto":
-        return "ref" if _compiled_library() is None else "compiled"
+        return "ref"  # the only implementation in this build
     return impl
 
 
@@ -44,9 +36,8 @@ def ecal_sum(x: torch.Tensor, impl: str = "auto") -> torch.Tensor:
     Returns:
         (B,) totals accumulated in float32 (float64 when ``x`` is float64). Differentiable: d out_b / d x_bijk = 1.
     """
-    if _resolve(impl) == "ref":
-        return ecal_sum_ref(x)
-    raise NotImplementedError("the compiled ecal_sum kernel is not part of this build")  # pragma: no cover
+    _resolve(impl)
+    return ecal_sum_ref(x)
 
 
 def radial_power_spectrum(maps: torch.Tensor, pixel_rad: float, bins=DEFAULT_BINS, log_bins: bool = True,
@@ -79,9 +70,8 @@ def radial_power_spectrum(maps: torch.Tensor, pixel_rad: float, bins=DEFAULT_BIN
         ``sum_cl2`` (nb,), ``count`` () = B for an all-reduced batch mean/variance. The cosmic-variance error of a
         bin's cl for a Gaussian field is σ(Ĉ)/C = √(2/modes).
     """
-    if _resolve(impl) == "ref":
-        return radial_power_spectrum_ref(maps, pixel_rad, bins, log_bins, ell_range)
-    raise NotImplementedError("the compiled power-spectrum kernel is not part of this build")  # pragma: no cover
+    _resolve(impl)
+    return radial_power_spectrum_ref(maps, pixel_rad, bins, log_bins, ell_range)
 
 
 def cl_numpy(maps: np.ndarray, pixel_rad: float, **kwargs) -> PowerSpectrum:
@@ -93,9 +83,7 @@ def cl_numpy(maps: np.ndarray, pixel_rad: float, **kwargs) -> PowerSpectrum:
 
 def status() -> str:
     """One line for ``hpcgen info``: which implementation ``impl="auto"`` runs."""
-    if _compiled_library() is None:
-        return "reference (pure torch); compiled library not built"
-    return "compiled library loaded"  # pragma: no cover - arrives with the fused-kernel issue
+    return "reference (pure torch); compiled library not built"
 
 
 __all__ = ["IMPLS", "PowerSpectrum", "cl_numpy", "ecal_sum", "ecal_sum_ref", "radial_power_spectrum", "status"]

@@ -16,6 +16,8 @@ freezes D during the generator step, so no DDP reducer or Horovod hook fires for
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -48,7 +50,7 @@ class _FrozenD:
             p.requires_grad_(True)
 
 
-class GANTask:
+class GANTask(abc.ABC):
     """Shared skeleton; subclasses define the models, optimizers and losses of one domain."""
 
     domain = ""
@@ -66,20 +68,25 @@ class GANTask:
         self.opt_D = engine.wrap_optimizer(opt_d, engine.unwrap(self.D))
 
     # --- per-domain pieces -------------------------------------------------------------------------------------
+    @abc.abstractmethod
     def base_lr(self) -> float:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def make_optimizer(self, model) -> torch.optim.Optimizer:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def to_network(self, images: np.ndarray, cond: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def d_losses(self, real, cond) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def g_loss(self, cond) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        ...
 
     # --- shared ------------------------------------------------------------------------------------------------
     def autocast(self):
