@@ -85,7 +85,7 @@ def generate(cfg: GenerateConfig, world: World) -> Path:
     noise_gen = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
 
     if domain == "calo":
-        from hpcgen.data.calo_file import calo_specs
+        from hpcgen.data.calo_file import calo_attrs, calo_specs
         from hpcgen.physics.calo_geometry import SamplingCalorimeter
         from hpcgen.train.tasks import CALO_LATENT
 
@@ -93,8 +93,8 @@ def generate(cfg: GenerateConfig, world: World) -> Path:
         energy = cfg.energy or EnergySpec.parse("10:500")
         energies = energy.sample(offset, counts[world.rank], rng).astype(np.float32)
         specs = calo_specs(geometry.shape)
-        attrs = {"schema": "hpcgen.calo/1", "generator": gan_id, "geometry": meta["geometry"], "seed": cfg.seed,
-                 "energy_spec": energy.text, "trained_on": meta.get("data_generator", "")}
+        attrs = calo_attrs(gan_id, geometry, cfg.seed, energy_spec=energy.text, world_size=world.size,
+                           trained_on=meta.get("data_generator", ""))
 
         @torch.no_grad()
         def produce(start: int, count: int) -> dict:
@@ -103,7 +103,7 @@ def generate(cfg: GenerateConfig, world: World) -> Path:
             x = (g(z, e) / tcfg["image_scale"]).clamp_min(0).float().cpu().numpy()
             return {"ECAL": x, "energy": energies[start:start + count]}
     else:
-        from hpcgen.data.cosmo_file import cosmo_specs
+        from hpcgen.data.cosmo_file import cosmo_attrs, cosmo_specs
         from hpcgen.models.pixel_transform import pixel_to_kappa
         from hpcgen.train.tasks import COSMO_LATENT
 
@@ -111,9 +111,9 @@ def generate(cfg: GenerateConfig, world: World) -> Path:
         size = int(ckpt["model_options"]["image_size"])
         conditioned = bool(ckpt["model_options"].get("sigma8_conditioning"))
         specs = cosmo_specs(size, size, with_sigma8=True)
-        attrs = {"schema": "hpcgen.cosmo/1", "generator": gan_id, "seed": cfg.seed,
-                 **{k: meta[k] for k in ("cosmology", "z_source", "field_deg", "pixel_arcmin")},
-                 "trained_on": meta.get("data_generator", "")}
+        attrs = cosmo_attrs(gan_id, json.loads(meta["cosmology"]), float(meta["z_source"]), float(meta["field_deg"]),
+                            size, cfg.seed, world_size=world.size,
+                            trained_on=meta.get("data_generator", ""))
 
         @torch.no_grad()
         def produce(start: int, count: int) -> dict:
@@ -122,10 +122,6 @@ def generate(cfg: GenerateConfig, world: World) -> Path:
             k = pixel_to_kappa(g(z, sig if conditioned else None)).float().cpu().numpy()
             return {"kappa": k, "sigma8": sig.cpu().numpy()}
 
-    from hpcgen import __version__
-
-    attrs["hpcgen_version"] = __version__
-    attrs["world_size"] = world.size
     # one chunk = one generator batch
     return run_sharded(cfg.out, cfg.n, world, specs, attrs, produce, chunk=cfg.batch_size, progress=cfg.progress,
                        desc=f"generate {domain} x{world.size}")
