@@ -251,13 +251,12 @@ def _train(args: argparse.Namespace) -> int:
     from hpcgen.dist.engine import make_engine
     from hpcgen.train.loop import Preempted, train
 
-    # validate the data before any rendezvous, so bad input fails fast on every rank alike
-    from hpcgen.train.loop import check_data
+    from hpcgen.train.loop import open_training_data
 
-    check_data(cfg)
+    data = open_training_data(cfg)  # before any rendezvous: bad input fails fast on every rank alike
     engine = make_engine(cfg.engine, device=cfg.device, timeout_s=args.timeout_s)
     try:
-        last = train(cfg, engine)
+        last = train(cfg, engine, data)
     except Preempted as exc:
         if engine.rank == 0:
             print(f"hpcgen: {exc}; exit {exc.exit_code} (resume with --resume)", file=sys.stderr)

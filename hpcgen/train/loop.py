@@ -81,10 +81,10 @@ def _open_data(cfg: TrainConfig):
     return f, f.kappa, f.sigma8, {"image_size": h, "pixel_rad": pixel_rad}, meta
 
 
-def check_data(cfg: TrainConfig) -> None:
-    """Open and validate the training data (metadata only) so bad input fails before any rendezvous."""
-    f = _open_data(cfg)[0]
-    f.close()
+def open_training_data(cfg: TrainConfig):
+    """Open and validate the training data (metadata only). The CLI calls this before the engine's rendezvous, so
+    bad input fails fast on every rank alike, and hands the open data to :func:`train`."""
+    return _open_data(cfg)
 
 
 def _make_task(cfg: TrainConfig, engine, noise_gen, task_kwargs):
@@ -126,9 +126,12 @@ def lr_at(cfg: TrainConfig, base_lr: float, world_size: int, step: int) -> float
     return target
 
 
-def train(cfg: TrainConfig, engine) -> dict:
-    """Train until ``cfg.steps`` (or ``cfg.epochs``) is reached; returns the last rank-averaged metrics."""
-    data_file, images, cond, task_kwargs, data_meta = _open_data(cfg)
+def train(cfg: TrainConfig, engine, data=None) -> dict:
+    """Train until ``cfg.steps`` (or ``cfg.epochs``) is reached; returns the last rank-averaged metrics.
+
+    ``data``: the result of :func:`open_training_data` (opened here when None); it is closed on return.
+    """
+    data_file, images, cond, task_kwargs, data_meta = data if data is not None else _open_data(cfg)
     try:
         return _train(cfg, engine, images, cond, task_kwargs, data_meta)
     finally:
