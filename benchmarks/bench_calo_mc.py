@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_common import summarise, write_result
+from bench_common import pin_to_one_core, summarise, write_result
 
 ENERGIES_GEV = (10.0, 100.0, 500.0)
 
@@ -60,8 +60,7 @@ def main() -> None:
     from hpcgen.sim.calo_cascade import CascadeCuts, simulate_cascade
     from hpcgen.sim.calo_gflash import gflash_params, simulate_gflash
 
-    core = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {core})
+    core = pin_to_one_core()
     cuts, params = CascadeCuts(), gflash_params("literature")
     generators = {
         "cascade": lambda e, rng: simulate_cascade(e, geo, rng, cuts),

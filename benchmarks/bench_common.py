@@ -30,6 +30,13 @@ def host_info() -> dict:
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
 
 
+def pin_to_one_core() -> int:
+    """Pin this process to its lowest allowed core (one-core throughput figures); returns the core id."""
+    core = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
+    return core
+
+
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 

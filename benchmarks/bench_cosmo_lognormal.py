@@ -21,7 +21,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from bench_common import summarise, write_result
+from bench_common import pin_to_one_core, summarise, write_result
 
 PIXELS = (128, 256, 512)
 
@@ -65,8 +65,7 @@ def main() -> None:
 
     from hpcgen.sim.cosmo_spec import CosmoMapSpec
 
-    core = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {core})
+    core = pin_to_one_core()
     spec = CosmoMapSpec()
     config = {"generator": "lognormal", "pixels": list(PIXELS), "field_deg": spec.field_deg,
               "z_source": spec.z_source, "cosmology": spec.cosmology.to_dict(), "repeats": args.repeats,
