@@ -67,3 +67,14 @@ def write_small_cosmo(path: Path, n: int = 16, size: int = 32, seed: int = 0) ->
     rng = np.random.default_rng(seed)
     kappa = np.clip(rng.normal(0.0, 0.017, size=(n, size, size)), -0.059, None).astype(np.float32)
     return write_cosmo_file(path, kappa, cosmo_attrs("test-gaussian", COSMOGAN_COSMOLOGY, 1.0, 3.5, size, seed))
+
+
+def require_horovod() -> None:
+    """Skip when Horovod is not built here, unless HPCGEN_REQUIRE_HOROVOD is set (not empty, not 0): then fail."""
+    try:
+        import horovod.torch  # noqa: F401
+    except Exception as exc:  # a broken build fails with OSError/undefined symbols, not only ImportError
+        if os.environ.get("HPCGEN_REQUIRE_HOROVOD", "") not in ("", "0"):
+            pytest.fail(f"HPCGEN_REQUIRE_HOROVOD is set but `import horovod.torch` failed: {exc}")
+        pytest.skip(f"Horovod is not installed (`import horovod.torch`: {exc}); `make horovod` builds it, "
+                    "HPCGEN_REQUIRE_HOROVOD=1 turns this skip into a failure")

@@ -17,7 +17,7 @@ import pytest
 
 from hpcgen.errors import UserError
 
-from conftest import VENV_BIN
+from conftest import VENV_BIN, require_horovod
 
 WORKER = Path(__file__).parent / "mpi_workers" / "engine_worker.py"
 ENGINES = ["ddp", "horovod"]
@@ -33,17 +33,6 @@ def mpirun_worker(*args: str) -> list[str]:
     mpirun = str(VENV_BIN / "mpirun") if (VENV_BIN / "mpirun").exists() else "mpirun"
     return [mpirun, "-n", "2", "--oversubscribe", "--allow-run-as-root", "-x", "OMP_NUM_THREADS=1",
             "-x", f"MASTER_PORT={free_port()}", sys.executable, str(WORKER), *args]
-
-
-def require_horovod() -> None:
-    """Skip when Horovod is not built here, unless HPCGEN_REQUIRE_HOROVOD is set (not empty, not 0): then fail."""
-    try:
-        import horovod.torch  # noqa: F401
-    except Exception as exc:  # a broken build fails with OSError/undefined symbols, not only ImportError
-        if os.environ.get("HPCGEN_REQUIRE_HOROVOD", "") not in ("", "0"):
-            pytest.fail(f"HPCGEN_REQUIRE_HOROVOD is set but `import horovod.torch` failed: {exc}")
-        pytest.skip(f"Horovod is not installed (`import horovod.torch`: {exc}); `make horovod` builds it, "
-                    "HPCGEN_REQUIRE_HOROVOD=1 turns this skip into a failure")
 
 
 def run_checks(cmd_prefix: list[str], tmp: Path) -> tuple[subprocess.CompletedProcess, dict]:

@@ -18,16 +18,7 @@ from hpcgen.data.calo_file import open_calo
 from hpcgen.data.cosmo_file import open_cosmo
 from hpcgen.train.loop import EXIT_PREEMPTED
 
-from conftest import hpcgen_cmd, mpirun_cmd, run_cli, write_small_calo, write_small_cosmo
-
-
-def horovod_or_skip() -> None:
-    try:
-        import horovod.torch  # noqa: F401
-    except ImportError:
-        if os.environ.get("HPCGEN_REQUIRE_HOROVOD"):
-            pytest.fail("HPCGEN_REQUIRE_HOROVOD is set but Horovod is not importable (build it: make horovod)")
-        pytest.skip("Horovod not installed (make horovod builds it); set HPCGEN_REQUIRE_HOROVOD=1 to make this fail")
+from conftest import hpcgen_cmd, mpirun_cmd, require_horovod, run_cli, write_small_calo, write_small_cosmo
 
 
 @pytest.fixture
@@ -55,7 +46,7 @@ def _train_args(domain: str, data: Path, out: Path, engine: str, steps: int, *ex
 @pytest.mark.parametrize("domain", ["calo", "cosmo"])
 def test_two_rank_training_keeps_parameters_identical_on_both_ranks(tmp_path, calo_data, cosmo_data, engine, domain):
     if engine == "horovod":
-        horovod_or_skip()
+        require_horovod()
     data = calo_data if domain == "calo" else cosmo_data
     res = _run(mpirun_cmd(2, *_train_args(domain, data, tmp_path / "run", engine, 3)))
     assert res.returncode == 0, res.stderr[-3000:]
@@ -85,7 +76,7 @@ def _assert_same_state(a: dict, b: dict) -> None:
 @pytest.mark.parametrize("engine", ["ddp", "horovod"])
 def test_two_rank_cosmogan_with_the_spectral_loss_trains_and_stays_in_sync(tmp_path, cosmo_data, engine):
     if engine == "horovod":
-        horovod_or_skip()
+        require_horovod()
     res = _run(mpirun_cmd(2, *_train_args("cosmo", cosmo_data, tmp_path / "run", engine, 2, "--spectral-loss")))
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -189,7 +180,7 @@ def test_trainer_runs_under_torchrun_and_horovodrun(tmp_path, calo_data):
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((tmp_path / "tr" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["params_identical_across_ranks"]
-    horovod_or_skip()
+    require_horovod()
     hvdrun = [str(bin_dir / "horovodrun"), "-np", "2", "--gloo", "-H", "localhost:2", sys.executable, "-m", "hpcgen.cli"]
     res = _run(hvdrun + _train_args("calo", calo_data, tmp_path / "hv", "horovod", 2))
     assert res.returncode == 0, res.stderr[-3000:]
