@@ -4,14 +4,27 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hpcgen-setup
 
 HVD_STAMP := $(VENV)/.hpcgen-horovod
+OPS_LIB := hpcgen/ops/_hpcgen_ops.so
+OPS_SRC := CMakeLists.txt scripts/build-ops.sh $(wildcard csrc/*.cpp csrc/*.h csrc/*.cu)
 
-.PHONY: setup horovod demo test test-fast bench clean
+.PHONY: setup ops cuda-check horovod demo test test-fast bench bench-kernels clean
 
 $(STAMP): pyproject.toml scripts/setup-venv.sh
 	VENV=$(VENV) scripts/setup-venv.sh
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The fused-op library (C++ CPU kernels; CUDA too with a CUDA torch + nvcc). Without a compiler the build script
+# warns and hpcgen runs its pure-torch reference kernels.
+$(OPS_LIB): $(STAMP) $(OPS_SRC)
+	VENV=$(VENV) scripts/build-ops.sh
+
+ops: $(OPS_LIB)
+
+setup: $(STAMP) $(OPS_LIB)
+
+# Compile every .cu with nvcc for sm_80 and sm_90 (no GPU needed; CI runs this)
+cuda-check:
+	scripts/check-cuda.sh
 
 # Horovod 0.28.1 built from source with the C++17 fix (scripts/build-horovod.sh; ~3-8 min on 2 cores)
 $(HVD_STAMP): $(STAMP) scripts/build-horovod.sh
@@ -35,6 +48,10 @@ bench: setup horovod
 	$(PY) benchmarks/bench_cosmo_lognormal.py
 	$(PY) benchmarks/bench_cosmo_pm.py
 	$(PY) benchmarks/bench_train_throughput.py
+	$(PY) benchmarks/bench_fused_ops.py
+
+bench-kernels: setup
+	$(PY) benchmarks/bench_fused_ops.py
 
 clean:
-	rm -rf demo-out .pytest_cache
+	rm -rf demo-out .pytest_cache build $(OPS_LIB)

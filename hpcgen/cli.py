@@ -121,6 +121,7 @@ def _add_train(sub) -> None:
     p.add_argument("--warmup-steps", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (GPU chosen by local rank)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    p.add_argument("--ops-impl", default="auto", help="fused loss ops: auto (compiled if built) | ref | cpu | cuda")
     p.add_argument("--g-steps", type=int, default=2, help="3DGAN generator steps per discriminator step")
     p.add_argument("--sigma8-conditioning", action="store_true", help="CosmoGAN conditioned on σ8")
     p.add_argument("--spectral-loss", action="store_true", help="CosmoGAN spectral loss (needs the P(k) estimator)")
@@ -244,7 +245,7 @@ def _train(args: argparse.Namespace) -> int:
         domain=args.domain, data=args.data, out=args.out, engine=args.engine, batch_size=args.batch_size,
         steps=args.steps, epochs=args.epochs, seed=args.seed, resume=args.resume,
         checkpoint_every=args.checkpoint_every, lr_scaling=args.lr_scaling, warmup_steps=args.warmup_steps,
-        device=args.device, bf16=args.bf16, g_steps=args.g_steps, sigma8_conditioning=args.sigma8_conditioning,
+        device=args.device, bf16=args.bf16, ops_impl=args.ops_impl, g_steps=args.g_steps, sigma8_conditioning=args.sigma8_conditioning,
         spectral_loss=args.spectral_loss, progress=_progress(args))
     if args.timeout_s <= 0:
         raise UserError(f"--timeout-s: expected > 0, got {args.timeout_s}")

@@ -107,6 +107,9 @@ ENGINES = ("ddp", "horovod")
 LR_SCALINGS = ("none", "linear")
 
 
+# hpcgen.ops.IMPLS, spelt out so that validating a config does not import torch (tests/test_ops_face.py keeps them equal)
+OPS_IMPLS = ("auto", "ref", "cpu", "cuda")
+
 @dataclass(frozen=True)
 class TrainConfig:
     """A GAN training run. Domain defaults follow shared/REFERENCE.md §1 (3DGAN; CosmoGAN)."""
@@ -126,6 +129,7 @@ class TrainConfig:
     warmup_steps: int = 0
     device: str = "auto"
     bf16: bool = False  # autocast on CUDA only
+    ops_impl: str = "auto"  # fused-op implementation for the loss paths (hpcgen.ops.IMPLS)
     progress: bool = True
     # 3DGAN
     loss_weights: tuple[float, float, float] = (6.0, 0.2, 0.1)
@@ -159,6 +163,8 @@ class TrainConfig:
             raise UserError(f"--seed: expected an integer >= 0, got {self.seed}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise UserError(f"--device: expected auto, cpu or cuda, got {self.device!r}")
+        if self.ops_impl not in OPS_IMPLS:
+            raise UserError(f"--ops-impl: expected one of {', '.join(OPS_IMPLS)}, got {self.ops_impl!r}")
         if not 0 <= self.label_flip < 0.5 or not 0 <= self.label_swap < 0.5:
             raise UserError("--label-flip: expected a probability in [0, 0.5)")
         if self.g_steps < 1:

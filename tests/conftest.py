@@ -69,6 +69,18 @@ def write_small_cosmo(path: Path, n: int = 16, size: int = 32, seed: int = 0) ->
     return write_cosmo_file(path, kappa, cosmo_attrs("test-gaussian", COSMOGAN_COSMOLOGY, 1.0, 3.5, size, seed))
 
 
+def require_ops() -> None:
+    """Skip when the compiled fused-op library is not live, unless HPCGEN_REQUIRE_OPS is set (not empty, not 0)."""
+    from hpcgen.ops import library
+
+    if library.has_kernels("cpu"):
+        return
+    reason = f"the compiled fused-op library is not live ({library.status()}); `make ops` builds it"
+    if os.environ.get("HPCGEN_REQUIRE_OPS", "") not in ("", "0"):
+        pytest.fail(f"HPCGEN_REQUIRE_OPS is set but {reason}")
+    pytest.skip(f"{reason}; HPCGEN_REQUIRE_OPS=1 turns this skip into a failure")
+
+
 def require_horovod() -> None:
     """Skip when Horovod is not built here, unless HPCGEN_REQUIRE_HOROVOD is set (not empty, not 0): then fail."""
     try:

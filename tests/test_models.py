@@ -56,11 +56,12 @@ def test_3dgan_conditioning_is_multiplicative_in_the_energy():
     assert not torch.allclose(conditioned[0], g(noise[:1], energies(300.0))[0])
 
 
-def test_3dgan_ecal_head_is_the_exact_cell_sum_with_unit_gradient():
+def test_3dgan_ecal_head_is_the_cell_sum_with_unit_gradient():
     d = Discriminator3D().eval()
     x = torch.rand(2, 25, 25, 25, requires_grad=True)
     _, _, ecal = d(x)
-    torch.testing.assert_close(ecal, x.detach().sum(dim=(1, 2, 3)), rtol=0, atol=0)
+    # float32 sums of 15625 cells in another order than torch's: equal to a few ulp
+    torch.testing.assert_close(ecal, x.detach().sum(dim=(1, 2, 3)), rtol=1e-6, atol=0)
     (grad,) = torch.autograd.grad(ecal.sum(), x)
     torch.testing.assert_close(grad, torch.ones_like(x))
 

@@ -124,9 +124,10 @@ class Discriminator3D(nn.Module):
     Args:
         image_shape: cells (X, Y, Z); every side must be at least 4 (25³ for the 3DGAN data).
         dropout: dropout probability after every convolution (0.2 in the paper).
+        ops_impl: implementation of the ECAL-sum op (``hpcgen.ops`` ``impl=``; an execution choice, not a weight).
     """
 
-    def __init__(self, image_shape=IMAGE_SHAPE, dropout: float = 0.2):
+    def __init__(self, image_shape=IMAGE_SHAPE, dropout: float = 0.2, ops_impl: str = "auto"):
         super().__init__()
         shape = _check_shape("image_shape", image_shape)
         if min(shape) < 4:
@@ -135,6 +136,7 @@ class Discriminator3D(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.image_shape = shape
         self.dropout = float(dropout)
+        self.ops_impl = ops_impl
 
         layers: list[nn.Module] = [
             nn.Conv3d(1, 32, 5, padding=2),
@@ -169,4 +171,4 @@ class Discriminator3D(nn.Module):
         h = self.features(x.unsqueeze(1))
         logit = self.real_fake(h).squeeze(1)
         energy_pred_gev = self.energy(h).squeeze(1) * ENERGY_SCALE_GEV
-        return logit, energy_pred_gev, ops.ecal_sum(x)
+        return logit, energy_pred_gev, ops.ecal_sum(x, impl=self.ops_impl)

@@ -1,10 +1,11 @@
-"""Azimuthally averaged angular power spectrum of flat-sky maps: the pure-torch reference twin.
+"""Azimuthally averaged angular power spectrum of flat-sky maps: the reference twin and the fused path.
 
 The one C_ℓ estimator of hpcgen (ARCHITECTURE.md, "one estimator per observable"): CosmoGAN's spectral loss
 (Mustafa et al. 2017, arXiv:1706.02390), ``hpcgen validate cosmo`` and the Monte Carlo tests all call it through
-:func:`hpcgen.ops.radial_power_spectrum`, so they cannot disagree. The fused CPU/CUDA kernels (the fused-kernel
-issue) must reproduce :func:`radial_power_spectrum_ref` to rounding; the binning geometry (:func:`spectrum_bins`)
-is shared with them.
+:func:`hpcgen.ops.radial_power_spectrum`, so they cannot disagree. Two implementations live side by side:
+:func:`radial_power_spectrum_ref`, plain torch (rfft2, then an index_add binning) and the specification; and
+:func:`radial_power_spectrum_fused`, the same FFT followed by the compiled one-pass binning op
+``hpcgen::radial_power_bin`` (csrc/radial_power_*), tested against it. Both share :func:`spectrum_bins`.
 
 Conventions (flat sky, N×N pixels of side Δ rad, L = NΔ):
 
@@ -159,30 +160,74 @@ def check_maps(maps: torch.Tensor) -> None:
         raise ValueError(f"maps must be floating point (float32 or float64), got dtype {maps.dtype}")
 
 
-def radial_power_spectrum_ref(maps: torch.Tensor, pixel_rad: float, bins=DEFAULT_BINS, log_bins: bool = True,
-                              ell_range: tuple[float, float] | None = None) -> PowerSpectrum:
-    """Reference implementation of :func:`hpcgen.ops.radial_power_spectrum` (rfft2, then an index_add binning)."""
+def _prepare(maps, pixel_rad, bins, log_bins, ell_range):
     check_maps(maps)
     n = int(maps.shape[-1])
     edges, idx, weight, modes, ell = spectrum_bins(n, pixel_rad, bins, log_bins, ell_range)
-    nb = modes.size
     # Half-precision inputs are transformed in float32: the FFT has no bf16/fp16 path on every device.
     x = maps if maps.dtype in (torch.float32, torch.float64) else maps.float()
+    return x, n, edges, idx, weight, modes, ell
+
+
+def _result(x, edges, modes, ell, cl, sum_cl, sum_cl2) -> PowerSpectrum:
     dev = x.device
-    f = torch.fft.rfft2(x)
-    # Ĉ = Δ²|FFT κ|²/N² (module docstring); the Hermitian weight turns the half plane into the full one.
-    power = (f.real.square() + f.imag.square()).reshape(x.shape[0], -1) * (pixel_rad**2 / n**2)
-    w = torch.as_tensor(weight, dtype=x.dtype, device=dev)
-    sums = torch.zeros(x.shape[0], nb + 1, dtype=x.dtype, device=dev).index_add(
-        1, torch.as_tensor(idx, device=dev), power * w)[:, :nb]
-    modes_t = torch.as_tensor(modes, device=dev)
-    cl = sums / modes_t.clamp(min=1).to(x.dtype)
     return PowerSpectrum(
         ell=torch.as_tensor(ell, dtype=torch.float64, device=dev),
         edges=torch.as_tensor(edges, dtype=torch.float64, device=dev),
         cl=cl,
-        modes=modes_t,
-        sum_cl=cl.sum(dim=0),
-        sum_cl2=cl.square().sum(dim=0),
+        modes=torch.as_tensor(modes, device=dev),
+        sum_cl=sum_cl,
+        sum_cl2=sum_cl2,
         count=torch.tensor(float(x.shape[0]), dtype=x.dtype, device=dev),
     )
+
+
+def radial_power_spectrum_ref(maps: torch.Tensor, pixel_rad: float, bins=DEFAULT_BINS, log_bins: bool = True,
+                              ell_range: tuple[float, float] | None = None) -> PowerSpectrum:
+    """Reference implementation of :func:`hpcgen.ops.radial_power_spectrum` (rfft2, then an index_add binning)."""
+    x, n, edges, idx, weight, modes, ell = _prepare(maps, pixel_rad, bins, log_bins, ell_range)
+    dev = x.device
+    cl = binned_cl_ref(torch.fft.rfft2(x), pixel_rad, torch.as_tensor(idx, device=dev),
+                       torch.as_tensor(weight, dtype=x.dtype, device=dev), torch.as_tensor(modes, device=dev))
+    return _result(x, edges, modes, ell, cl, cl.sum(dim=0), cl.square().sum(dim=0))
+
+
+def binned_cl_ref(f: torch.Tensor, pixel_rad: float, idx: torch.Tensor, weight: torch.Tensor,
+                  modes: torch.Tensor) -> torch.Tensor:
+    """The reference's binning half: (B, N, N//2+1) complex rfft2 → (B, nb) C_ℓ.
+
+    ``idx``, ``weight`` (the map's real dtype) and ``modes`` are the tables of :func:`spectrum_bins` as tensors on
+    the maps' device — plain tensor code, so ``torch.compile`` can trace it (the benchmark's compiled baseline).
+    """
+    n, nb = f.shape[-2], modes.shape[0]
+    # Ĉ = Δ²|FFT κ|²/N² (module docstring); the Hermitian weight turns the half plane into the full one.
+    power = (f.real.square() + f.imag.square()).reshape(f.shape[0], -1) * (pixel_rad**2 / n**2)
+    sums = torch.zeros(f.shape[0], nb + 1, dtype=weight.dtype, device=f.device).index_add(1, idx, power * weight)[:, :nb]
+    return sums / modes.clamp(min=1).to(weight.dtype)
+
+
+@functools.lru_cache(maxsize=32)
+def _kernel_tables(n: int, pixel_rad: float, edges: tuple[float, ...], dtype: torch.dtype, device: torch.device):
+    """The fused kernel's per-cell tables: factor = weight·Δ²/N²/modes[bin], bin index, and the CSR order by bin."""
+    _, idx, weight, modes, _ = spectrum_bins(n, pixel_rad, np.asarray(edges))
+    nb = modes.size
+    binned = idx < nb
+    factor = np.zeros(idx.size)
+    factor[binned] = weight[binned] * (pixel_rad**2 / n**2) / np.maximum(modes[idx[binned]], 1)
+    order = np.argsort(idx, kind="stable")[: int(binned.sum())]  # binned cells grouped by bin, in cell order
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(idx[binned], minlength=nb))])
+    as_t = functools.partial(torch.as_tensor, device=device)
+    return as_t(factor, dtype=dtype), as_t(idx, dtype=torch.int64), as_t(order, dtype=torch.int64), as_t(offsets, dtype=torch.int64)
+
+
+def radial_power_spectrum_fused(maps: torch.Tensor, pixel_rad: float, bins=DEFAULT_BINS, log_bins: bool = True,
+                                ell_range: tuple[float, float] | None = None) -> PowerSpectrum:
+    """The same estimator with the binning in one compiled pass (``hpcgen::radial_power_bin``); FFT by torch.fft.
+
+    Needs the compiled library (:mod:`hpcgen.ops.library`) with a kernel for the maps' device.
+    """
+    x, n, edges, _, _, modes, ell = _prepare(maps, pixel_rad, bins, log_bins, ell_range)
+    factor, bin_index, order, offsets = _kernel_tables(n, float(pixel_rad), tuple(edges.tolist()), x.dtype, x.device)
+    spectrum = torch.view_as_real(torch.fft.rfft2(x)).reshape(x.shape[0], -1, 2)
+    cl, sum_cl, sum_cl2 = torch.ops.hpcgen.radial_power_bin(spectrum, factor, bin_index, order, offsets)
+    return _result(x, edges, modes, ell, cl, sum_cl, sum_cl2)

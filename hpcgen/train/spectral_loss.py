@@ -30,8 +30,8 @@ def spectral_edges(pixels: int, pixel_rad: float) -> torch.Tensor:
 
 
 def _global_moments(maps: torch.Tensor, pixel_rad: float, edges: torch.Tensor,
-                    allreduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    ps = radial_power_spectrum(maps, pixel_rad, bins=edges, log_bins=False)
+                    allreduce_sum: Callable[[torch.Tensor], torch.Tensor], impl: str) -> tuple[torch.Tensor, torch.Tensor]:
+    ps = radial_power_spectrum(maps, pixel_rad, bins=edges, log_bins=False, impl=impl)
     local = torch.stack([ps.sum_cl, ps.sum_cl2, ps.count.expand_as(ps.sum_cl)])
     total = allreduce_sum(local.detach())
     glob = local + (total - local.detach())
@@ -40,15 +40,17 @@ def _global_moments(maps: torch.Tensor, pixel_rad: float, edges: torch.Tensor,
 
 
 def spectral_loss(fake: torch.Tensor, real: torch.Tensor, pixel_rad: float, edges: torch.Tensor,
-                  allreduce_sum: Callable[[torch.Tensor], torch.Tensor], weights=(1.0, 1.0)) -> torch.Tensor:
+                  allreduce_sum: Callable[[torch.Tensor], torch.Tensor], weights=(1.0, 1.0),
+                  impl: str = "auto") -> torch.Tensor:
     """The loss value over the global batch; gradients reach ``fake`` of this rank only (see module docstring).
 
-    fake, real: (B, N, N) maps (this rank's part of the batch); allreduce_sum: the engine's sum over ranks.
+    fake, real: (B, N, N) maps (this rank's part of the batch); allreduce_sum: the engine's sum over ranks;
+    impl: the power-spectrum implementation (``hpcgen.ops`` ``impl=``).
     """
     # float64: Var = ⟨P²⟩ − ⟨P⟩² cancels badly in float32 (gradients off by 1e-3 relative)
-    mean_f, var_f = _global_moments(fake.double(), pixel_rad, edges, allreduce_sum)
+    mean_f, var_f = _global_moments(fake.double(), pixel_rad, edges, allreduce_sum, impl)
     with torch.no_grad():
-        mean_r, var_r = _global_moments(real.double(), pixel_rad, edges, allreduce_sum)
+        mean_r, var_r = _global_moments(real.double(), pixel_rad, edges, allreduce_sum, impl)
     l1 = torch.log((mean_f - mean_r).square().mean() + _EPS)
     l2 = torch.log((var_f - var_r).square().mean() + _EPS)
     return (weights[0] * l1 + weights[1] * l2).to(fake.dtype)

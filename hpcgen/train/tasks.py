@@ -144,6 +144,7 @@ class CaloGANTask(GANTask):
                  image_shape: tuple[int, int, int]) -> None:
         self.sampling_fraction = float(sampling_fraction)  # ΣECAL/E of the data, in network units per GeV
         super().__init__(cfg, engine, noise_gen, {"image_shape": tuple(image_shape)})
+        self.engine.unwrap(self.D).ops_impl = cfg.ops_impl  # the ECAL-sum head's fused op
 
     @property
     def g_steps(self) -> int:
@@ -244,7 +245,7 @@ class CosmoGANTask(GANTask):
         from hpcgen.train.spectral_loss import spectral_loss
 
         spec = spectral_loss(fake, self._real, self.pixel_rad, self.spectral_edges, self.engine.allreduce_sum,
-                             self.cfg.spectral_weights)
+                             self.cfg.spectral_weights, impl=self.cfg.ops_impl)
         # × world size: the engines average gradients over ranks, a global loss needs their sum
         return {"loss_G": bce + self.engine.world_size * spec, "bce_G": bce, "spectral_G": spec.detach()}
 
