@@ -7,16 +7,22 @@ kernel fuses: rfft2 output → C_ℓ and batch sums, fwd + bwd). Batches 16, 64,
 same run, round-robin per repetition so that drift on a shared machine hits each alike; median and min/max of
 ``--repeats`` timings after ``--warmup`` untimed calls. Inductor's generated-kernel count is recorded per compiled
 function, and the fused kernel's achieved bandwidth (bytes it must move ÷ time) is compared with a copy of the same
-bytes timed in the same run (the machine's practical roofline for a memory-bound pass).
+bytes timed in the same run (the machine's practical roofline for a memory-bound pass; the copy reuses its buffers,
+so for small batches it runs from cache while the fwd+bwd step also allocates its gradient).
 
     python benchmarks/bench_fused_ops.py [--batches 16,64,128] [--repeats 15] [--threads 2] [--device cpu|cuda]
 
-Writes benchmarks/results/fused_ops.json (schema hpcgen.bench/1).
+Writes benchmarks/results/fused_ops.json (schema hpcgen.bench/1). On CPU the fwd+bwd time of every implementation
+includes allocating x's gradient; with glibc's default malloc a buffer of a few MB is mmapped and unmapped on every
+step, so each step also pays its page faults. The results record the MALLOC_* environment they ran under; to see
+the kernels without that cost, run once more with
+``MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=4294967296`` and ``--out .../fused_ops_malloc_tuned.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -56,7 +62,8 @@ def ecal_cases(batch, device, power):
     def compiled():
         compiled_loss(x).backward()
 
-    nbytes = 3 * x.numel() * x.element_size()  # forward reads x; backward reads x and writes dx
+    # forward reads x; backward writes dx and, for power != 1, reads x again (x^p' needs it)
+    nbytes = (2 if power == 1.0 else 3) * x.numel() * x.element_size()
     return x, {"fused": fused, "eager": eager, "torch.compile": compiled}, nbytes
 
 
@@ -166,8 +173,9 @@ def main() -> None:
     if "compiled" not in status or (device.type == "cuda" and "cuda" not in status.split(" from ")[0]):
         raise SystemExit(f"the compiled {device.type} kernels are not live ({status}); run `make ops` first")
     batches = [int(b) for b in args.batches.split(",")]
+    malloc = " ".join(f"{k}={v}" for k, v in os.environ.items() if k.startswith("MALLOC_")) or "default malloc"
     print(f"# fused ops vs eager vs torch.compile, fwd+bwd | torch {torch.__version__} | {args.threads} threads | "
-          f"{device} | {args.repeats} repeats after {args.warmup} warm-up | {status}")
+          f"{device} | {args.repeats} repeats after {args.warmup} warm-up | {malloc} | {status}")
     rows = []
     specs = [("ecal_moments", "power=1", lambda b: ecal_cases(b, device, 1.0)),
              ("ecal_moments", "power=0.85", lambda b: ecal_cases(b, device, 0.85)),
@@ -202,6 +210,7 @@ def main() -> None:
                   f"{line_bw}", flush=True)
     config = {"batches": batches, "repeats": args.repeats, "warmup": args.warmup, "threads": args.threads,
               "device": device.type, "torch": torch.__version__, "ops_status": status,
+              "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
               "targets": {"ecal_moments": "fused >= 3x eager and >= 1.5x torch.compile (2 CPU cores)",
                           "radial_power_spectrum binning": "fused >= 2x eager"}}
     write_result(args.out, "fused_ops", config, rows)

@@ -156,10 +156,14 @@ HPCGEN_TARGET_CLONES void reduce_chunk(const scalar_t* __restrict xs, int64_t sl
         plane[m0 + q] += v;
       }
     }
-    for (int64_t m = body; m < slab; ++m) {
-      const acc_t v = cell_value<acc_t, UNIT>(static_cast<acc_t>(row[m]), p);
-      lanes[m - body] += v;
-      plane[m] += v;
+    acc_t* __restrict tail_lanes = lanes;
+    const scalar_t* __restrict tail_row = row + body;
+    acc_t* __restrict tail_plane = plane + body;
+#pragma omp simd
+    for (int64_t q = 0; q < slab - body; ++q) {
+      const acc_t v = cell_value<acc_t, UNIT>(static_cast<acc_t>(tail_row[q]), p);
+      tail_lanes[q] += v;
+      tail_plane[q] += v;
     }
     acc_t s = 0;
     for (int64_t q = 0; q < kLanes; ++q) s += lanes[q];

@@ -1,7 +1,7 @@
 // CPU kernels of hpcgen::radial_power_bin and its backward: the binning half of hpcgen.ops.radial_power_spectrum
 // (mathematics: hpcgen_cuda.h; the FFT stays torch.fft.rfft2). One pass over the rfft2 cells per map turns
-// |F|^2 into per-bin C_ell (weights, normalisation and 1/modes folded into `factor`); the batch partial sums
-// follow in increasing map order. Maps are independent, so parallelising over them keeps results bitwise
+// |F|^2 into per-bin C_ell (weights, normalisation and 1/modes folded into `factor`), cell m accumulating into
+// copy m mod 8 of the bins; the copies, then the batch partial sums, are added in a fixed order. Maps are independent, so parallelising over them keeps results bitwise
 // identical for any thread count.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -14,6 +14,7 @@
 namespace {
 
 constexpr int64_t kCellsPerTask = 32768;
+constexpr int64_t kCopies = 8;  // independent per-bin accumulators in the forward
 
 void check_binning(const at::Tensor& spectrum, const at::Tensor& factor, const at::Tensor& bin_index, const char* op) {
   TORCH_CHECK(spectrum.device().is_cpu(), op, ": spectrum must be a CPU tensor, got one on ", spectrum.device());
@@ -60,15 +61,30 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> radial_power_bin_cpu(const at::Te
     const scalar_t* w = factor.const_data_ptr<scalar_t>();
     scalar_t* c = cl.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, B, 1 + kCellsPerTask / std::max<int64_t>(M, 1), [&](int64_t b0, int64_t b1) {
-      std::vector<scalar_t> acc(static_cast<size_t>(nb + 1));
+      // Neighbouring cells mostly share a bin, so one accumulator per bin would serialise on its add latency;
+      // cell m adds into copy m mod kCopies instead, and the copies are summed in a fixed order.
+      const int64_t stride = nb + 1;
+      std::vector<scalar_t> acc(static_cast<size_t>(kCopies * stride));
       for (int64_t b = b0; b < b1; ++b) {
         std::fill(acc.begin(), acc.end(), scalar_t(0));
         const scalar_t* fb = f + b * M * 2;
-        for (int64_t m = 0; m < M; ++m) {
+        const int64_t body = M - M % kCopies;
+        for (int64_t m0 = 0; m0 < body; m0 += kCopies)
+          for (int64_t q = 0; q < kCopies; ++q) {
+            const int64_t m = m0 + q;
+            const scalar_t re = fb[2 * m], im = fb[2 * m + 1];
+            acc[q * stride + idx[m]] += w[m] * (re * re + im * im);
+          }
+        for (int64_t m = body; m < M; ++m) {
           const scalar_t re = fb[2 * m], im = fb[2 * m + 1];
-          acc[idx[m]] += w[m] * (re * re + im * im);
+          acc[(m - body) * stride + idx[m]] += w[m] * (re * re + im * im);
         }
-        std::copy(acc.begin(), acc.begin() + nb, c + b * nb);
+        scalar_t* cb = c + b * nb;
+        for (int64_t k = 0; k < nb; ++k) {
+          scalar_t v = acc[k];
+          for (int64_t q = 1; q < kCopies; ++q) v += acc[q * stride + k];
+          cb[k] = v;
+        }
       }
     });
     scalar_t* s1 = sum_cl.mutable_data_ptr<scalar_t>();

@@ -107,7 +107,8 @@ ENGINES = ("ddp", "horovod")
 LR_SCALINGS = ("none", "linear")
 
 
-# hpcgen.ops.IMPLS, spelt out so that validating a config does not import torch (tests/test_ops_face.py keeps them equal)
+# hpcgen.ops.IMPLS, spelt out so that validating a config does not import torch (tests/test_ops_ecal_moments.py
+# keeps the two equal)
 OPS_IMPLS = ("auto", "ref", "cpu", "cuda")
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v "${CXX:-c++}" >/dev/null || missing+=("a C++ compiler (${CXX:-c++})")
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "[ops] WARNING: ${missing[*]} not found; skipping the fused-op build, hpcgen will use its pure-torch reference kernels" >&2
+  what=${missing[0]}
+  [ ${#missing[@]} -gt 1 ] && what="$what and ${missing[1]}"
+  echo "[ops] WARNING: $what not found; skipping the fused-op build, hpcgen will use its pure-torch reference kernels" >&2
   exit 0
 fi
 

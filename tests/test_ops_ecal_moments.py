@@ -110,3 +110,9 @@ def test_rejects_inputs_that_are_not_a_float_batch_of_3d_images(x, match):
 def test_rejects_a_power_that_is_not_a_positive_number(power):
     with pytest.raises(ValueError, match="power must be a finite number > 0"):
         ops.ecal_moments(torch.ones(1, 2, 2, 2), power=power)
+
+
+def test_train_config_accepts_exactly_the_ops_impls():
+    from hpcgen.config import OPS_IMPLS
+
+    assert OPS_IMPLS == ops.IMPLS

@@ -146,6 +146,8 @@ def test_generate_writes_the_monte_carlo_schema_under_mpirun(tmp_path, calo_data
      "no full batch of 64"),
     (lambda d: ["train", "calo", "--data", str(d / "calo.h5"), "--steps", "1", "--spectral-loss", "--out", str(d / "r")],
      "--spectral-loss: only applies to `train cosmo`"),
+    (lambda d: ["train", "calo", "--data", str(d / "calo.h5"), "--steps", "1", "--ops-impl", "gpu", "--out", str(d / "r")],
+     "--ops-impl: expected one of auto, ref, cpu, cuda"),
     (lambda d: ["generate", "--checkpoint", str(d / "nothing"), "--n", "2", "--out", str(d / "g.h5")], "holds no checkpoint.pt"),
 ])
 def test_bad_training_input_is_one_line_exit_2(tmp_path, calo_data, cosmo_data, make_args, words):

@@ -1,9 +1,10 @@
 """Autograd and fake (meta) kernels of the compiled ``hpcgen::`` ops, registered from Python once the library loads.
 
-This is the registration path of pytorch/extension-cpp: the schema and device kernels live in C++ (csrc/), the
-gradient formula and the shape function here, so the ops work under autograd, ``torch.compile`` and
-``torch.library.opcheck``. Each backward is itself a compiled op (one read of the input, one write of its gradient);
-gradients are first order only.
+This is the registration path of pytorch/extension-cpp: the schema and device kernels live in C++ (csrc/), the shape
+functions and the power-spectrum binning's gradient formula here, so the ops work under autograd, ``torch.compile``
+and ``torch.library.opcheck``. ``ecal_moments`` has its autograd in C++ (csrc/ecal_moments_autograd.cpp): at 3DGAN
+batch sizes the Python wrapper cost as much as the kernels. Each backward is itself a compiled op (one read of the
+input, one write of its gradient); gradients are first order only.
 """
 
 from __future__ import annotations
@@ -24,27 +25,6 @@ def _ecal_fake(x, power):
 
 def _ecal_backward_fake(x, power, total, mean, var, g_total, g_px, g_py, g_pz, g_mean, g_var):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
-
-
-def _ecal_setup(ctx, inputs, output):
-    x, power = inputs
-    total, _, _, _, mean, var = output
-    ctx.power = power
-    ctx.save_for_backward(x, total, mean, var)
-
-
-def _ecal_backward(ctx, g_total, g_px, g_py, g_pz, g_mean, g_var):
-    x, total, mean, var = ctx.saved_tensors
-    b, nx, ny, nz = x.shape
-    acc = total.dtype
-
-    def grad(g, *shape):  # an output that did not reach the loss has no gradient: it contributes zero
-        return torch.zeros(shape, dtype=acc, device=x.device) if g is None else g.to(acc)
-
-    dx = torch.ops.hpcgen.ecal_moments_backward(
-        x, ctx.power, total, mean, var, grad(g_total, b), grad(g_px, b, nx), grad(g_py, b, ny), grad(g_pz, b, nz),
-        grad(g_mean, b, 3), grad(g_var, b, 3))
-    return dx, None
 
 
 def _bin_fake(spectrum, factor, bin_index, order, offsets):
@@ -79,5 +59,4 @@ def register() -> None:
     torch.library.register_fake("hpcgen::ecal_moments_backward", _ecal_backward_fake)
     torch.library.register_fake("hpcgen::radial_power_bin", _bin_fake)
     torch.library.register_fake("hpcgen::radial_power_bin_backward", _bin_backward_fake)
-    torch.library.register_autograd("hpcgen::ecal_moments", _ecal_backward, setup_context=_ecal_setup)
     torch.library.register_autograd("hpcgen::radial_power_bin", _bin_backward, setup_context=_bin_setup)
