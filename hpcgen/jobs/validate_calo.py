@@ -33,9 +33,8 @@ from hpcgen.jobs.report_common import REF_STYLE, SCHEMA, TEST_STYLE, fmt, json_s
 from hpcgen.physics.shower_features import (
     SCALAR_FEATURES,
     hit_threshold_gev,
-    longitudinal_profile,
+    profiles,
     shower_features,
-    transverse_profiles,
 )
 
 DEFAULT_CHUNK = 1000
@@ -153,11 +152,11 @@ def _summarise(ecal, energy, geometry: SamplingCalorimeter, thr: float, chunk: i
             raise ValueError(f"{which} showers {s}..{s + len(e) - 1}: {err}") from None
         for k in SCALAR_FEATURES:
             feats[k].append(f[k])
-        lp, keep = _unit_rows(longitudinal_profile(block))
+        xp, yp, zp = profiles(block)
+        lp, keep = _unit_rows(zp)
         long_sum += lp.sum(axis=0)
         long_sqsum += (lp * lp).sum(axis=0)
         n_nonempty += int(keep.sum())
-        xp, yp = transverse_profiles(block)
         x_sum += _unit_rows(xp)[0].sum(axis=0)
         y_sum += _unit_rows(yp)[0].sum(axis=0)
         hits = block[block > thr].astype(np.float64)

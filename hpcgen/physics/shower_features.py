@@ -4,7 +4,9 @@ The observables are those of the 3DGAN papers (Khattak et al.) and of CaloGAN / 
 2024, arXiv:2410.21611): sampling fraction ΣE_cells/E_p, longitudinal and transverse profiles, energy-weighted
 first and second moments along x, y and depth, hit count and occupancy above a threshold, the cell-energy
 spectrum, and radial containment. Everything is batched numpy on ``ecal_gev`` of shape (N, nx, ny, nz) in the
-3DGAN layout (x, y, depth) with visible (active-layer) energy in GeV; sums are accumulated in float64.
+3DGAN layout (x, y, depth) with visible (active-layer) energy in GeV; sums are accumulated in float64. The
+profiles (and so the sampling fraction and the moments) come from :func:`hpcgen.ops.ecal_moments`, the same op
+as the 3DGAN discriminator's ECAL head, in one pass over the cells.
 
 Empty showers (zero visible energy) have every energy-weighted quantity defined as 0 — the CaloChallenge
 convention of dividing by ``E + 1e-16`` made exact — so that no NaN (and no warning) reaches a histogram.
@@ -13,9 +15,13 @@ convention of dividing by ``E + 1e-16`` made exact — so that no NaN (and no wa
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from hpcgen import ops
 from hpcgen.physics.calo_geometry import DEFAULT_GEOMETRY, SamplingCalorimeter
 
+# Showers per call of the profile op: bounds the float64 copy of a float32 data set to ~64 MB.
+_PROFILE_BLOCK = 512
 # Hit threshold as a fraction of the mean MIP deposit in one active layer (see hit_threshold_gev).
 DEFAULT_HIT_MIP_FRACTION = 0.1
 
@@ -58,9 +64,27 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(num.shape), where=den != 0)
 
 
+def profiles(ecal_gev) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """((N, nx), (N, ny), (N, nz)) float64 visible energy in GeV per x column, y column and layer.
+
+    One pass of :func:`hpcgen.ops.ecal_moments` over blocks of showers converted to float64 (so the sums are
+    float64, as everywhere in this module).
+    """
+    ecal = _batch(ecal_gev)
+    n = ecal.shape[0]
+    out = tuple(np.empty((n, side)) for side in ecal.shape[1:])
+    with torch.no_grad():
+        for start in range(0, n, _PROFILE_BLOCK):
+            block = torch.from_numpy(np.ascontiguousarray(ecal[start:start + _PROFILE_BLOCK], dtype=np.float64))
+            m = ops.ecal_moments(block)
+            for dst, prof in zip(out, (m.profile_x, m.profile_y, m.profile_z)):
+                dst[start:start + block.shape[0]] = prof.numpy()
+    return out
+
+
 def visible_energy(ecal_gev) -> np.ndarray:
     """(N,) total visible energy ΣE_cells in GeV."""
-    return _batch(ecal_gev).sum(axis=(1, 2, 3), dtype=np.float64)
+    return profiles(ecal_gev)[2].sum(axis=1)
 
 
 def _divide_by_primary(visible_gev: np.ndarray, energy_gev) -> np.ndarray:
@@ -79,13 +103,13 @@ def sampling_fraction(ecal_gev, energy_gev) -> np.ndarray:
 
 def longitudinal_profile(ecal_gev) -> np.ndarray:
     """(N, nz) visible energy per layer in GeV."""
-    return _batch(ecal_gev).sum(axis=(1, 2), dtype=np.float64)
+    return profiles(ecal_gev)[2]
 
 
 def transverse_profiles(ecal_gev) -> tuple[np.ndarray, np.ndarray]:
     """((N, nx), (N, ny)) visible energy per column along x and along y in GeV."""
-    ecal = _batch(ecal_gev)
-    return ecal.sum(axis=(2, 3), dtype=np.float64), ecal.sum(axis=(1, 3), dtype=np.float64)
+    x, y, _ = profiles(ecal_gev)
+    return x, y
 
 
 def _weighted_mean_std(profile: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,8 +143,7 @@ def moments(ecal_gev, geometry: SamplingCalorimeter = DEFAULT_GEOMETRY) -> dict[
     """
     ecal = _batch(ecal_gev)
     _check_geometry(ecal, geometry)
-    x, y = transverse_profiles(ecal)
-    return moments_from_profiles(x, y, longitudinal_profile(ecal), geometry)
+    return moments_from_profiles(*profiles(ecal), geometry)
 
 
 def hit_count(ecal_gev, threshold_gev: float = DEFAULT_HIT_THRESHOLD_GEV) -> np.ndarray:
@@ -182,9 +205,9 @@ def shower_features(
     ecal = _batch(ecal_gev)
     _check_geometry(ecal, geometry)
     thr = hit_threshold_gev(geometry) if threshold_gev is None else float(threshold_gev)
-    x, y = transverse_profiles(ecal)
-    feats = {"sampling_fraction": _divide_by_primary(x.sum(axis=1), energy_gev)}
-    feats.update(moments_from_profiles(x, y, longitudinal_profile(ecal), geometry))
+    x, y, z = profiles(ecal)
+    feats = {"sampling_fraction": _divide_by_primary(z.sum(axis=1), energy_gev)}
+    feats.update(moments_from_profiles(x, y, z, geometry))
     feats["hit_count"] = hit_count(ecal, thr)
     feats["sparsity"] = feats["hit_count"] / float(np.prod(ecal.shape[1:]))
     return {k: feats[k] for k in SCALAR_FEATURES}
