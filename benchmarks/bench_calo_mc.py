@@ -41,8 +41,8 @@ def time_generator(name, simulate, energy_gev, rng, seconds, repeats) -> dict:
         if "n_steps" in out.tallies:
             steps.append(float(out.tallies["n_steps"].mean()))
     s = summarise(rates)
-    row = {"generator": name, "energy_gev": energy_gev, "batch": n, "showers_per_s_median": s["median"],
-           "min": s["min"], "max": s["max"], "repeats": s["n"], "ms_per_shower_median": 1e3 / s["median"]}
+    row = {"generator": name, "energy_gev": energy_gev, "batch": n, "showers_per_s": s,
+           "ms_per_shower_median": 1e3 / s["median"]}
     if steps:
         row["steps_per_shower_mean"] = float(np.mean(steps))
     return row
@@ -79,17 +79,19 @@ def main() -> None:
             row = time_generator(name, sim, e, stream(20240, len(rows)), args.seconds, args.repeats)
             rows.append(row)
             extra = f"  {row['steps_per_shower_mean']:9.0f} steps/shower" if "steps_per_shower_mean" in row else ""
-            print(f"  {name:8s} {e:6.1f} GeV  batch {row['batch']:5d}  {row['showers_per_s_median']:9.2f} showers/s "
-                  f"(min {row['min']:.2f}, max {row['max']:.2f}){extra}")
+            s = row["showers_per_s"]
+            print(f"  {name:8s} {e:6.1f} GeV  batch {row['batch']:5d}  {s['median']:9.2f} showers/s "
+                  f"(min {s['min']:.2f}, max {s['max']:.2f}){extra}")
     ratios = []
     for e in ENERGIES_GEV:
         c, g = (next(r for r in rows if r["generator"] == n and r["energy_gev"] == e) for n in ("cascade", "gflash"))
-        ratios.append({"energy_gev": e, "gflash_over_cascade": g["showers_per_s_median"] / c["showers_per_s_median"]})
+        ratio = g["showers_per_s"]["median"] / c["showers_per_s"]["median"]
+        ratios.append({"energy_gev": e, "gflash_over_cascade": ratio})
         print(f"  {e:6.1f} GeV: GFlash is {ratios[-1]['gflash_over_cascade']:.0f}x faster than the cascade")
     casc = [r for r in rows if r["generator"] == "cascade"]
     for r in casc[1:]:
         print(f"  cascade cost {r['energy_gev']:.0f}/{casc[0]['energy_gev']:.0f} GeV: time "
-              f"{casc[0]['showers_per_s_median'] / r['showers_per_s_median']:.1f}x, steps "
+              f"{casc[0]['showers_per_s']['median'] / r['showers_per_s']['median']:.1f}x, steps "
               f"{r['steps_per_shower_mean'] / casc[0]['steps_per_shower_mean']:.1f}x for "
               f"{r['energy_gev'] / casc[0]['energy_gev']:.0f}x the energy")
     write_result(args.out, "mc_throughput", config, rows, ratios=ratios)

@@ -1,33 +1,16 @@
-"""Shared pieces of the benchmark scripts: host description, timestamps, median + spread."""
+"""Shared pieces of the benchmark scripts. The results contract lives in :mod:`hpcgen.bench.results`;
+``host_info`` and ``summarise`` are re-exported from there and ``write_result`` is a thin wrapper over it."""
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
-import platform
 from pathlib import Path
 
-import numpy as np
+from hpcgen.bench import results as _results
+from hpcgen.bench.results import host_info, summarise
 
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def host_info() -> dict:
-    import h5py
-    import numba
-
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": None, "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__, "h5py": h5py.__version__,
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+__all__ = ["host_info", "now_iso", "pin_to_one_core", "summarise", "write_result"]
 
 
 def pin_to_one_core() -> int:
@@ -38,18 +21,18 @@ def pin_to_one_core() -> int:
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def summarise(values) -> dict:
-    v = np.asarray(values, dtype=float)
-    return {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def write_result(out: Path, kind: str, config: dict, rows: list, **extra) -> None:
-    """Write one hpcgen.bench/1 results file (reports and plots are made only from these)."""
-    result = {"schema": "hpcgen.bench/1", "kind": kind, "host": host_info(), "config": config, "rows": rows,
-              **extra, "created": now_iso()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    """Check and write one hpcgen.bench/1 results file (reports and plots are made only from these).
+
+    ``host``, ``predictions`` and ``literature`` in ``extra`` go to :func:`hpcgen.bench.results.make_result`; other
+    keys (derived ratios, notes) become extra top-level keys before ``created``."""
+    result = _results.make_result(kind, config, rows, host=extra.pop("host", None),
+                                  predictions=extra.pop("predictions", None), literature=extra.pop("literature", None))
+    created = result.pop("created")
+    result.update(extra)
+    result["created"] = created
+    _results.write_result(out, result)
     print(f"wrote {out}")

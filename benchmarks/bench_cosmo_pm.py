@@ -69,10 +69,7 @@ def measure(n_p: int, repeats: int, maps_per_run: int, core: int) -> dict:
         "n_particles_side": n_p, "mesh_side": cfg.mesh, "plane_mesh_side": cfg.plane_mesh,
         "box_mpc": cfg.box_mpc, "n_steps": cfg.n_steps, "n_planes": int(lens_planes(spec, cfg).a.size),
         "pixels": spec.pixels, "repeats": repeats,
-        "maps_per_s_1_per_run": one["median"], "maps_per_s_1_per_run_min": one["min"],
-        "maps_per_s_1_per_run_max": one["max"],
-        "maps_per_run": maps_per_run, "maps_per_s_many_per_run": many_rate["median"],
-        "maps_per_s_many_per_run_min": many_rate["min"], "maps_per_s_many_per_run_max": many_rate["max"],
+        "maps_per_s_1_per_run": one, "maps_per_run": maps_per_run, "maps_per_s_many_per_run": many_rate,
         "s_ics": fastest["ics"], "s_nbody": fastest["nbody"] - fastest["ics"],
         "s_lensing_one_map": fastest["one"] - fastest["nbody"],
         "s_lensing_per_map_many": (fastest["many"] - fastest["nbody"]) / maps_per_run,
@@ -115,11 +112,11 @@ def main() -> None:
         with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
             r = pool.submit(measure, n_p, args.repeats, args.maps_per_run, core).result()
         rows.append(r)
+        one, many = r["maps_per_s_1_per_run"], r["maps_per_s_many_per_run"]
         print(f"  {n_p:4d}³ (mesh {r['mesh_side']}³, {r['n_planes']} planes): "
-              f"{r['maps_per_s_1_per_run']:.4f} maps/s at 1 map/run (min {r['maps_per_s_1_per_run_min']:.4f}, "
-              f"max {r['maps_per_s_1_per_run_max']:.4f}); {r['maps_per_s_many_per_run']:.4f} maps/s at "
-              f"{args.maps_per_run} maps/run (min {r['maps_per_s_many_per_run_min']:.4f}, "
-              f"max {r['maps_per_s_many_per_run_max']:.4f})")
+              f"{one['median']:.4f} maps/s at 1 map/run (min {one['min']:.4f}, max {one['max']:.4f}); "
+              f"{many['median']:.4f} maps/s at {args.maps_per_run} maps/run (min {many['min']:.4f}, "
+              f"max {many['max']:.4f})")
         print(f"        split (fastest rounds): ICs {r['s_ics']:.2f} s, N-body {r['s_nbody']:.2f} s (ICs + N-body "
               f"median {r['s_ics_plus_nbody_median']:.2f}, max {r['s_ics_plus_nbody_max']:.2f}; JAX anchor "
               f"{r['jax_anchor_nbody_s_2_cores']} s on 2 cores), lensing {r['s_lensing_one_map']:.2f} s for one "

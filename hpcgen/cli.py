@@ -143,6 +143,105 @@ def _add_generate(sub) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _floats(text: str, flag: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise UserError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise UserError(f"{flag}: expected comma-separated integers, got {text!r}") from None
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="benchmarks: throughput at fidelity, training scaling, fused kernels")
+    kind = p.add_subparsers(dest="bench", required=True, parser_class=_Parser)
+    t = kind.add_parser("throughput", help="samples/s of each Monte Carlo and of the GAN, with fidelity vs the reference MC")
+    t.add_argument("--domain", default="calo", help="calo (cascade, GFlash, 3DGAN)")
+    t.add_argument("--out", type=Path, required=True, help="results file (hpcgen.bench/1 JSON)")
+    t.add_argument("--checkpoint", type=Path, default=None,
+                   help="3DGAN run directory (default: the shipped benchmarks/results/quality_3dgan)")
+    t.add_argument("--energies-gev", default="10,50,100,200,500")
+    t.add_argument("--gan-batches", default="1,16,64,256", help="GAN batch sizes to scan (at 100 GeV)")
+    t.add_argument("--seconds", type=float, default=1.0, help="target length of one timed batch")
+    t.add_argument("--repeats", type=int, default=3)
+    t.add_argument("--fidelity-n", type=int, default=100, help="showers per generator and energy for the fidelity")
+    t.add_argument("--seed", type=int, default=0)
+    c = kind.add_parser("scaling", help="training scaling, DDP vs Horovod, with a calibrated prediction to 1024 ranks")
+    c.add_argument("--model", required=True, help="calo (3DGAN) | cosmo (CosmoGAN)")
+    c.add_argument("--engine", default="ddp,horovod", help="comma-separated: ddp, horovod")
+    c.add_argument("--ranks", default="1,2", help="rank counts to launch with mpirun (must include 1)")
+    c.add_argument("--mode", default="weak", help="weak (fixed batch per rank) | strong (fixed global batch)")
+    c.add_argument("--batch-per-rank", type=int, default=4)
+    c.add_argument("--global-batch", type=int, default=8)
+    c.add_argument("--steps", type=int, default=6)
+    c.add_argument("--warmup-steps", type=int, default=2)
+    c.add_argument("--data", type=Path, default=None, help="training data (default: a synthetic set)")
+    c.add_argument("--networks", default="slingshot-11,hdr-infiniband,ethernet-25g",
+                   help="presets or custom:ALPHA_S:BANDWIDTH_GBPS for the prediction")
+    c.add_argument("--out", type=Path, required=True)
+    k = kind.add_parser("kernels", help="fused ops vs eager vs torch.compile, fwd+bwd")
+    k.add_argument("--out", type=Path, required=True)
+    k.add_argument("--batches", default="16,64,128")
+    k.add_argument("--repeats", type=int, default=15)
+    k.add_argument("--warmup", type=int, default=3)
+    k.add_argument("--threads", type=int, default=2)
+    k.add_argument("--device", default="cpu", help="cpu | cuda")
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="report.md + PNG plots from hpcgen.bench/1 result files alone")
+    p.add_argument("results", type=Path, nargs="+", help="result JSON files")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="the main job: MC → train → generate → validate → throughput at fidelity → report")
+    p.add_argument("--domain", default="calo")
+    p.add_argument("--out", type=Path, default=Path("demo-out"))
+    p.add_argument("--tiny", action="store_true", help="smoke-test sizes (about a minute)")
+    p.add_argument("--seed", type=int, default=7)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.bench == "kernels":
+        from hpcgen.bench.kernels import run_kernels
+
+        run_kernels(args.out, _ints(args.batches, "--batches"), args.repeats, args.warmup, args.threads, args.device)
+        print(f"wrote {args.out}")
+        return 0
+    if args.bench == "scaling":
+        from hpcgen.bench.scaling import ScalingConfig, run_scaling
+
+        run_scaling(ScalingConfig(
+            model=args.model, out=args.out, engines=tuple(args.engine.split(",")), ranks=_ints(args.ranks, "--ranks"),
+            mode=args.mode, batch_per_rank=args.batch_per_rank, global_batch=args.global_batch, steps=args.steps,
+            warmup_steps=args.warmup_steps, data=args.data, networks=tuple(args.networks.split(","))))
+        print(f"wrote {args.out}")
+        return 0
+    if args.bench == "throughput":
+        from hpcgen.bench.demo import SHIPPED_CHECKPOINT, check_domain
+        from hpcgen.bench.throughput import CaloThroughputConfig, run_calo_throughput
+
+        check_domain(args.domain)
+        cfg = CaloThroughputConfig(
+            out=args.out, checkpoint=args.checkpoint or SHIPPED_CHECKPOINT,
+            energies_gev=_floats(args.energies_gev, "--energies-gev"), gan_batches=_ints(args.gan_batches, "--gan-batches"),
+            seconds=args.seconds, repeats=args.repeats, fidelity_n=args.fidelity_n, seed=args.seed)
+        from hpcgen.dist.world import world
+
+        w = world()
+        run_calo_throughput(cfg, w, log=print if w.rank == 0 else (lambda line: None))
+        if w.rank == 0:
+            print(f"wrote {args.out}")
+        return 0
+    raise AssertionError(args.bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hpcgen", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"hpcgen {__version__}")
@@ -154,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_validate(sub)
     _add_export(sub)
+    _add_bench(sub)
+    _add_report(sub)
+    _add_demo(sub)
     return parser
 
 
@@ -169,6 +271,27 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.verb == "train":
         return _train(args)
+    if args.verb == "bench":
+        return _bench(args)
+    if args.verb == "report":
+        from hpcgen.bench.report import render_report
+
+        for path in args.results:
+            if not path.is_file():
+                raise UserError(f"report: {path}: no such file")
+        try:
+            print(f"wrote {render_report(list(args.results), args.out)}")
+        except ValueError as exc:
+            raise UserError(f"report: {exc}") from None
+        return 0
+    if args.verb == "demo":
+        from hpcgen.bench.demo import DemoConfig, check_domain, run_demo
+        from hpcgen.dist.world import world
+
+        check_domain(args.domain)
+        w = world()
+        run_demo(DemoConfig(out=args.out, tiny=args.tiny, seed=args.seed), w, log=print if w.rank == 0 else (lambda line: None))
+        return 0
     if args.verb == "generate":
         from hpcgen.config import EnergySpec
         from hpcgen.jobs.generate import GenerateConfig, generate

@@ -69,6 +69,19 @@ def load_generator(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module
     return g.to(device).eval(), ckpt
 
 
+def calo_sampler(g: torch.nn.Module, train_config: dict, device: torch.device, noise_gen: torch.Generator):
+    """``sample(energies_gev) -> (B, X, Y, Z)`` float32 numpy showers in GeV from a trained 3DGAN generator."""
+    from hpcgen.train.tasks import CALO_LATENT
+
+    @torch.no_grad()
+    def sample(energies_gev: np.ndarray) -> np.ndarray:
+        e = torch.as_tensor(np.asarray(energies_gev, dtype=np.float32)).to(device)
+        z = torch.randn(len(e), CALO_LATENT, generator=noise_gen).to(device)
+        return (g(z, e) / train_config["image_scale"]).clamp_min(0).float().cpu().numpy()
+
+    return sample
+
+
 def generate(cfg: GenerateConfig, world: World) -> Path:
     device = torch.device("cuda" if cfg.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu")
     g, ckpt = load_generator(cfg.checkpoint, device)
@@ -87,8 +100,6 @@ def generate(cfg: GenerateConfig, world: World) -> Path:
     if domain == "calo":
         from hpcgen.data.calo_file import calo_attrs, calo_specs
         from hpcgen.physics.calo_geometry import SamplingCalorimeter
-        from hpcgen.train.tasks import CALO_LATENT
-
         geometry = SamplingCalorimeter.from_json(meta["geometry"])
         energy = cfg.energy or EnergySpec.parse("10:500")
         energies = energy.sample(offset, counts[world.rank], rng).astype(np.float32)
@@ -96,12 +107,10 @@ def generate(cfg: GenerateConfig, world: World) -> Path:
         attrs = calo_attrs(gan_id, geometry, cfg.seed, energy_spec=energy.text, world_size=world.size,
                            trained_on=meta.get("data_generator", ""))
 
-        @torch.no_grad()
+        sample = calo_sampler(g, tcfg, device, noise_gen)
+
         def produce(start: int, count: int) -> dict:
-            e = torch.from_numpy(energies[start:start + count]).to(device)
-            z = torch.randn(count, CALO_LATENT, generator=noise_gen).to(device)
-            x = (g(z, e) / tcfg["image_scale"]).clamp_min(0).float().cpu().numpy()
-            return {"ECAL": x, "energy": energies[start:start + count]}
+            return {"ECAL": sample(energies[start:start + count]), "energy": energies[start:start + count]}
     else:
         from hpcgen.data.cosmo_file import cosmo_attrs, cosmo_specs
         from hpcgen.models.pixel_transform import pixel_to_kappa

@@ -1,0 +1,166 @@
+"""The main job, ``mpirun -n 2 hpcgen demo``: Monte Carlo → GAN training → generation → validation → throughput
+at fidelity → one report, on a laptop-sized budget.
+
+Steps (every rank takes part; files and reports come from rank 0):
+1. simulate calorimeter showers with the detailed cascade (the reference) and GFlash (tuned to it), sharded over
+   the ranks;
+2. train 3DGAN data-parallel (DDP) on the GFlash set: fine-tune the shipped checkpoint
+   (benchmarks/results/quality_3dgan, 500 steps on 2 ranks) when it is present and the job has 2 ranks, else train
+   from scratch — a few CPU minutes cannot train a GAN, which is why the shipped checkpoint exists;
+3. generate GAN showers into the Monte Carlo schema and validate GFlash and the GAN against the cascade;
+4. measure samples/s of cascade, GFlash and the GAN at each energy with their fidelity (``hpcgen bench
+   throughput``), and write ``report/report.md`` from the result files alone (``hpcgen report``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+
+from hpcgen.errors import UserError
+
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "quality_3dgan"
+
+
+@dataclasses.dataclass
+class DemoConfig:
+    """``hpcgen demo``. ``tiny`` shrinks every step to a smoke run (CI)."""
+
+    out: Path = Path("demo-out")
+    tiny: bool = False
+    seed: int = 7
+
+    @property
+    def sizes(self) -> dict:
+        if self.tiny:
+            return {"n": 100, "energies": "10,50", "steps": 2, "gan_n": 100, "tp_energies": (10.0, 50.0),
+                    "gan_batches": (1, 16), "seconds": 0.2, "repeats": 2, "fidelity_n": 20}
+        return {"n": 1000, "energies": "10,50,100,200", "steps": 10, "gan_n": 1000,
+                "tp_energies": (10.0, 50.0, 100.0, 200.0, 500.0), "gan_batches": (1, 16, 64, 256), "seconds": 0.5,
+                "repeats": 3, "fidelity_n": 100}
+
+
+def run_demo(cfg: DemoConfig, world, log=print) -> Path:
+    """Run every step; returns the report path (on every rank).
+
+    A bad input seen by one rank only would leave the others waiting in a barrier, so under MPI any error here
+    prints on the rank that saw it and aborts the job.
+    """
+    try:
+        return _run_demo(cfg, world, log)
+    except Exception as exc:
+        if world.size > 1:
+            import sys
+
+            what = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            print(f"hpcgen: error on rank {world.rank}: {what}", file=sys.stderr, flush=True)
+            world.abort(2 if isinstance(exc, UserError) else 1)
+        raise
+
+
+def _run_demo(cfg: DemoConfig, world, log) -> Path:
+    from hpcgen.config import EnergySpec, SimulateCaloConfig
+    from hpcgen.jobs.simulate_calo import simulate_calo
+
+    s, out = cfg.sizes, Path(cfg.out)
+    t_start = time.perf_counter()
+    timings = {}
+
+    def step(name, fn):
+        world.barrier()
+        t0 = time.perf_counter()
+        if world.rank == 0:
+            log(f"== {name}")
+        result = fn()
+        world.barrier()
+        timings[name] = time.perf_counter() - t0
+        if world.rank == 0:
+            log(f"   {name}: {timings[name]:.1f} s")
+        return result
+
+    out.mkdir(parents=True, exist_ok=True)  # on every rank: each validates its output path
+    for gen in ("cascade", "gflash"):
+        sim_cfg = SimulateCaloConfig(generator=gen, n=s["n"], energy=EnergySpec.parse(s["energies"]), seed=cfg.seed,
+                                     out=out / f"{gen}.h5", overwrite=True, progress=False,
+                                     gflash_tune="cascade" if gen == "gflash" else None)
+        step(f"simulate {gen}: {s['n']} showers at {s['energies']} GeV on {world.size} ranks",
+             lambda c=sim_cfg: simulate_calo(c, world))
+    run_dir = out / "run"
+    step("train 3DGAN (DDP)", lambda: _train(cfg, world, run_dir, out / "gflash.h5", log))
+    step(f"generate {s['gan_n']} GAN showers", lambda: _generate(cfg, world, run_dir, out / "gan.h5"))
+    if world.rank == 0:
+        step_validate = _validate(out)
+    else:
+        step_validate = None
+    world.barrier()
+    from hpcgen.bench.throughput import CaloThroughputConfig, headline, run_calo_throughput
+
+    tp_cfg = CaloThroughputConfig(out=out / "throughput.json", checkpoint=run_dir, energies_gev=s["tp_energies"],
+                                  gan_batches=s["gan_batches"], seconds=s["seconds"], repeats=s["repeats"],
+                                  fidelity_n=s["fidelity_n"], seed=cfg.seed)
+    result = step("throughput at fidelity", lambda: run_calo_throughput(tp_cfg, world, log=lambda line: None))
+    report = out / "report" / "report.md"
+    if world.rank == 0:
+        from hpcgen.bench.report import render_report
+
+        render_report([out / "throughput.json"], out / "report")
+        log("")
+        for line in headline(result):
+            log(line)
+        log(f"validation: {', '.join(str(p) for p in step_validate)}")
+        log(f"report: {report}  (demo wall time {time.perf_counter() - t_start:.0f} s on {world.size} ranks)")
+    return report
+
+
+def _train(cfg: DemoConfig, world, run_dir: Path, data: Path, log) -> None:
+    from hpcgen.config import TrainConfig
+    from hpcgen.dist.engine import make_engine
+    from hpcgen.train.loop import open_training_data, train
+
+    fine_tune = world.size == 2 and (SHIPPED_CHECKPOINT / "checkpoint.pt").exists()
+    if world.rank == 0:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        if fine_tune:
+            shutil.copytree(SHIPPED_CHECKPOINT, run_dir)
+    world.barrier()
+    start = 500 if fine_tune else 0
+    tcfg = TrainConfig(domain="calo", data=data, out=run_dir, engine="ddp", batch_size=8 if fine_tune else 4,
+                       steps=start + cfg.sizes["steps"], resume=fine_tune, seed=cfg.seed, progress=False,
+                       checkpoint_every=10**6)
+    opened = open_training_data(tcfg)
+    engine = make_engine("ddp", device="cpu", timeout_s=300.0)
+    try:
+        last = train(tcfg, engine, opened)
+    finally:
+        engine.close()
+    if world.rank == 0:
+        how = f"fine-tuned the shipped checkpoint {SHIPPED_CHECKPOINT.name} from step 500" if fine_tune else "from scratch"
+        log(f"   {how} to step {last['step']}: {last.get('samples_per_s_total', float('nan')):.2f} samples/s on "
+            f"{world.size} ranks")
+
+
+def _generate(cfg: DemoConfig, world, run_dir: Path, dst: Path) -> None:
+    from hpcgen.config import EnergySpec
+    from hpcgen.jobs.generate import GenerateConfig, generate
+
+    generate(GenerateConfig(checkpoint=run_dir, n=cfg.sizes["gan_n"], out=dst,
+                            energy=EnergySpec.parse(cfg.sizes["energies"]), seed=cfg.seed, overwrite=True,
+                            progress=False), world)
+
+
+def _validate(out: Path) -> list[Path]:
+    from hpcgen.jobs.validate_files import validate_calo_files
+
+    reports = []
+    for test in ("gflash", "gan"):
+        validate_calo_files(out / "cascade.h5", out / f"{test}.h5", out / f"validation_{test}")
+        reports.append(out / f"validation_{test}" / "report.md")
+    return reports
+
+
+def check_domain(domain: str) -> None:
+    if domain != "calo":
+        raise UserError(f"--domain: expected calo; the cosmology demo (κ maps) is not built yet, got {domain!r}")

@@ -1,0 +1,37 @@
+"""The smallest honest timer, after Horovod's ``pytorch_synthetic_benchmark.py``: untimed warm-up calls, then timed
+repetitions, reported as median with min/max (``hpcgen.bench.results.summarise``). The clock is injectable so that
+tests can check what is and is not timed without depending on wall-clock speed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+def time_calls(fn: Callable[[], object], warmup: int, repeats: int, clock: Callable[[], float] = time.perf_counter,
+               sync: Callable[[], None] | None = None) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls.
+
+    ``sync`` (e.g. ``torch.cuda.synchronize``) runs before each clock read, so asynchronous work is counted in the
+    call that launched it.
+    """
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"need warmup >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if sync:
+            sync()
+        t0 = clock()
+        fn()
+        if sync:
+            sync()
+        times.append(clock() - t0)
+    return times
+
+
+def rates(counts_per_call: float, seconds: list[float]) -> list[float]:
+    """Items per second of each timed call that processed ``counts_per_call`` items."""
+    return [counts_per_call / s for s in seconds]

@@ -1,0 +1,281 @@
+"""Markdown report and PNG plots made from ``hpcgen.bench/1`` results files alone (nothing is re-run).
+
+``render_report(paths, out_dir)`` writes ``out_dir/report.md`` and one or more PNGs per file. Renderers by kind:
+``mc_throughput``/``throughput`` (samples/s vs energy per generator, speed-up at fidelity against
+``config["reference"]``), ``fused_ops`` (kernel speed-ups), ``train_throughput``/``scaling`` (efficiency vs ranks,
+measured points and model predictions); any other kind gets a generic table of its rows. Measured rows, model
+predictions and literature anchors are always shown in separate, labelled tables. Numbers: 3 significant digits;
+a summary reads ``median [min–max], n=N``; ``—`` is null (none, or not recorded).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from hpcgen.bench.results import load_result
+
+_STANDARD_KEYS = ("schema", "kind", "host", "config", "rows", "predictions", "literature", "created")
+_RATE_KEYS = ("samples_per_s", "showers_per_s")  # the per-row rate summary of the throughput kinds
+
+
+def fmt(x) -> str:
+    """Floats to 3 significant digits (plain notation between 1e-3 and 1e6); ints, strings as they are."""
+    if x is None:
+        return "—"
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    if isinstance(x, int) or not math.isfinite(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e6:
+        r = float(f"{x:.3g}")
+        return f"{r:.{max(0, 2 - math.floor(math.log10(abs(r))))}f}"
+    return f"{x:.3g}"
+
+
+def _is_summary(v) -> bool:
+    return isinstance(v, dict) and "median" in v
+
+
+def _cell(v) -> str:
+    if _is_summary(v):
+        text = f"{fmt(v['median'])} [{fmt(v['min'])}–{fmt(v['max'])}], n={v['n']}"
+    elif isinstance(v, (list, dict)):
+        text = json.dumps(v)
+        text = text if len(text) <= 40 else text[:39] + "…"
+    else:
+        text = fmt(v)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v and not _is_summary(v):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _table(rows: list[dict], columns: list[str] | None = None, headers: list[str] | None = None) -> list[str]:
+    """A markdown table of ``rows`` (nested dicts flattened to ``a.b`` columns unless ``columns`` is given)."""
+    if columns is None:
+        rows = [_flatten(r) for r in rows]
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+    headers = headers or columns
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return lines + [""]
+
+
+def _new_figure(title: str):
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.set_title(title, fontsize=10)
+    return fig, ax
+
+
+def _save(fig, out_dir: Path, name: str, caption: str) -> list[str]:
+    fig.savefig(out_dir / name, dpi=110)
+    return [f"![{caption}]({name})", ""]
+
+
+def _rate(row: dict) -> dict | None:
+    return next((row[k] for k in _RATE_KEYS if _is_summary(row.get(k))), None)
+
+
+def _errorbar(ax, xs, summaries, **kw) -> None:
+    med = [s["median"] for s in summaries]
+    err = [[m - s["min"] for m, s in zip(med, summaries)], [s["max"] - m for m, s in zip(med, summaries)]]
+    ax.errorbar(xs, med, yerr=err, capsize=3, **kw)
+
+
+def _render_throughput(result: dict, stem: str, out_dir: Path) -> list[str]:
+    rows, ref = result["rows"], result["config"].get("reference")
+    rate_key = next(k for k in _RATE_KEYS if any(_is_summary(r.get(k)) for r in rows))
+    fid_keys = list(dict.fromkeys(k for r in rows for k in (r.get("fidelity") or {})))
+    flat = [{**r, **{f"fidelity.{k}": (r.get("fidelity") or {}).get(k) for k in fid_keys}} for r in rows]
+    ident = [c for c in ("generator", "kind_of_generator", "device", "energy_gev", "batch")
+             if any(c in r for r in rows)]
+    cols = ident + [rate_key] + [f"fidelity.{k}" for k in fid_keys]
+    lines = ["Measured throughput (median [min–max] over repeats):", ""] + _table(flat, cols)
+
+    fig, ax = _new_figure(f"{rate_key} vs energy ({stem})")
+    energies = sorted({r["energy_gev"] for r in rows if r.get("energy_gev") is not None})
+    series: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r.get("energy_gev") is None:  # energy-independent rate (a GAN batch): a flat line
+            label = " ".join(str(x) for x in (r["generator"], r.get("device"), f"batch {r.get('batch')}") if x)
+            ax.axhline(_rate(r)["median"], linestyle="--", label=label)
+        else:
+            gan_batch = r.get("batch") if r.get("kind_of_generator") == "gan" else None
+            series.setdefault((r["generator"], r.get("device"), gan_batch), []).append(r)
+    for (gen, device, batch), rs in series.items():
+        rs = sorted(rs, key=lambda r: r["energy_gev"])
+        label = " ".join(str(x) for x in (gen, device, f"batch {batch}" if batch else None) if x)
+        _errorbar(ax, [r["energy_gev"] for r in rs], [_rate(r) for r in rs], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(*(energies[0] / 1.5, energies[-1] * 1.5) if energies else (1, 1000))
+    if energies:
+        ax.set_xticks(energies, [fmt(e) for e in energies])
+        ax.minorticks_off()
+    ax.set_xlabel("energy_gev")
+    ax.set_ylabel(f"{rate_key} (median, min–max bars)")
+    ax.legend(fontsize=8)
+    lines += _save(fig, out_dir, f"{stem}_throughput.png", f"{rate_key} vs energy")
+
+    if ref is not None:
+        ref_rate = {r["energy_gev"]: _rate(r) for r in rows if r["generator"] == ref and _rate(r)}
+        speed = []
+        for r in rows:
+            if r["generator"] == ref:
+                continue
+            for e in [r["energy_gev"]] if r.get("energy_gev") is not None else sorted(ref_rate):
+                if e in ref_rate:
+                    speed.append({**{c: r.get(c) for c in ident}, "energy_gev": e, "rate": _rate(r)["median"],
+                                  "reference": ref_rate[e]["median"],
+                                  "speed_up": _rate(r)["median"] / ref_rate[e]["median"],
+                                  **{f"fidelity.{k}": (r.get("fidelity") or {}).get(k) for k in fid_keys}})
+        cols = ident + ["rate", "reference", "speed_up"] + [f"fidelity.{k}" for k in fid_keys]
+        heads = ident + [f"{rate_key} median", f"{ref} {rate_key} median", f"speed-up vs {ref}"] + cols[len(ident) + 3:]
+        lines += [f"### Speed-up at fidelity (reference: `{ref}`; medians at the same energy)", ""]
+        lines += _table(speed, cols, heads) if speed else [f"No rows to compare with `{ref}`.", ""]
+    return lines
+
+
+def _render_fused_ops(result: dict, stem: str, out_dir: Path) -> list[str]:
+    rows = result["rows"]
+    table, labels, vs_eager, vs_compile = [], [], [], []
+    for r in rows:
+        t = r.get("time_ms", {})
+        med = {k: (t.get(k) or {}).get("median") for k in ("fused", "eager", "torch.compile")}
+        ratio = {k: med[k] / med["fused"] if med[k] and med["fused"] else None for k in ("eager", "torch.compile")}
+        e, c = r.get("speedup_vs_eager", ratio["eager"]), r.get("speedup_vs_compile", ratio["torch.compile"])
+        table.append({"op": r.get("op"), "variant": r.get("variant"), "batch": r.get("batch"), **med,
+                      "vs_eager": e, "vs_compile": c})
+        labels.append(f"{r.get('op')} {r.get('variant')} B={r.get('batch')}")
+        vs_eager.append(math.nan if e is None else e)
+        vs_compile.append(math.nan if c is None else c)
+    cols = ["op", "variant", "batch", "fused", "eager", "torch.compile", "vs_eager", "vs_compile"]
+    heads = ["op", "variant", "batch", "fused ms (median)", "eager ms (median)", "torch.compile ms (median)",
+             "speed-up vs eager", "speed-up vs torch.compile"]
+    lines = ["Measured times (medians; full spread in the file):", ""] + _table(table, cols, heads)
+    fig, ax = _new_figure(f"fused op speed-ups ({stem})")
+    fig.set_size_inches(max(7, 0.5 * len(rows)), 6)
+    x = range(len(rows))
+    ax.bar([i - 0.2 for i in x], vs_eager, width=0.4, label="vs eager")
+    ax.bar([i + 0.2 for i in x], vs_compile, width=0.4, label="vs torch.compile")
+    ax.axhline(1.0, color="k", linewidth=0.8)
+    ax.set_xticks(list(x), labels, fontsize=7, rotation=60, ha="right")
+    ax.set_ylabel("speed-up of the fused op (×)")
+    ax.legend(fontsize=8)
+    return lines + _save(fig, out_dir, f"{stem}_speedups.png", "fused op speed-ups")
+
+
+def _mode(row: dict, config: dict) -> str:
+    mode = row.get("mode") or str(config.get("mode", "")).split(" ")[0]
+    return mode if mode in ("weak", "strong") else ""
+
+
+def _efficiency(row: dict):
+    return row.get("efficiency", row.get("efficiency_vs_1_rank"))
+
+
+def _render_scaling(result: dict, stem: str, out_dir: Path) -> list[str]:
+    rows, config = result["rows"], result["config"]
+    table = [{**r, "mode": _mode(r, config), "efficiency": _efficiency(r)} for r in rows]
+    cols = [c for c in ("model", "engine", "mode", "ranks", "batch_per_rank") if any(t.get(c) for t in table)]
+    cols += ["samples_per_s_total", "efficiency"]
+    lines = ["Measured rows:", ""] + _table(table, cols)
+    fig, ax = _new_figure(f"parallel efficiency vs ranks ({stem})")
+    measured: dict[tuple, list[dict]] = {}
+    for t in table:
+        if t["efficiency"] is not None:
+            measured.setdefault((t.get("model"), t.get("engine"), t["mode"]), []).append(t)
+    for key, ts in measured.items():
+        ts = sorted(ts, key=lambda t: t["ranks"])
+        ax.plot([t["ranks"] for t in ts], [t["efficiency"] for t in ts], marker="o", linestyle="none",
+                label="measured " + " ".join(k for k in key if k))
+    predicted: dict[tuple, list[dict]] = {}
+    for p in result.get("predictions", []):
+        if p.get("efficiency") is not None and p.get("ranks") is not None:
+            key = (p.get("network"), p.get("model"), p.get("engine"), p.get("mode"))
+            predicted.setdefault(key, []).append(p)
+    for (network, *rest), ps in predicted.items():
+        ps = sorted(ps, key=lambda p: p["ranks"])
+        suffix = " ".join(str(k) for k in rest if k)
+        ax.plot([p["ranks"] for p in ps], [p["efficiency"] for p in ps], linestyle="-",
+                label=f"prediction ({network})" + (f" {suffix}" if suffix else ""))
+    ax.set_xscale("log", base=2)
+    ranks = sorted({t["ranks"] for ts in measured.values() for t in ts}
+                   | {p["ranks"] for ps in predicted.values() for p in ps})
+    if ranks:
+        ax.set_xticks(ranks, [str(r) for r in ranks])
+        ax.set_xlim(ranks[0] / 1.3, ranks[-1] * 1.3)
+    ax.set_xlabel("ranks")
+    ax.set_ylabel("efficiency")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    return lines + _save(fig, out_dir, f"{stem}_efficiency.png", "efficiency vs ranks")
+
+
+def _render_generic(result: dict, stem: str, out_dir: Path) -> list[str]:
+    return ["Measured rows:", ""] + _table(result["rows"])
+
+
+RENDERERS = {"mc_throughput": _render_throughput, "throughput": _render_throughput, "fused_ops": _render_fused_ops,
+             "train_throughput": _render_scaling, "scaling": _render_scaling}
+
+
+def _section(path: Path, result: dict, stem: str, out_dir: Path) -> list[str]:
+    host, kind = result["host"], result["kind"]
+    lines = [f"## {path.name}", "",
+             (f"File `{path}`; kind `{kind}`; host: cpu {host['cpu']}, {host['cores']} cores, gpu {fmt(host['gpu'])}, "
+              f"torch {fmt(host['torch'])}, mpi {fmt(host['mpi_library'])}, engine {fmt(host['engine'])}; "
+              f"created {result['created']}."), ""]
+    renderer = RENDERERS.get(kind, _render_generic)
+    try:
+        lines += renderer(result, stem, out_dir)
+    except (KeyError, TypeError, ValueError, StopIteration) as e:  # an odd file still gets its rows shown
+        lines += [f"(could not draw the `{kind}` view: {type(e).__name__}: {e}; generic table instead)", ""]
+        lines += _render_generic(result, stem, out_dir)
+    for key in (k for k in result if k not in _STANDARD_KEYS):  # derived values and notes stored with the run
+        v = result[key]
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            lines += [f"Derived `{key}`:", ""] + _table(v)
+        else:
+            lines += [f"`{key}`: {_cell(v) if not isinstance(v, str) else v}", ""]
+    if result.get("predictions"):
+        lines += ["### Predictions (model output, not measured)", ""] + _table(result["predictions"])
+    if result.get("literature"):
+        lines += ["### Literature anchors (published figures, not measured here)", ""] + _table(result["literature"])
+    return lines
+
+
+def render_report(paths: list[Path], out_dir: Path) -> Path:
+    """Write ``out_dir/report.md`` and its PNG plots from the results files ``paths``; return the report path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    loaded = [(Path(p), load_result(p)) for p in paths]
+    listing = ", ".join(f"{p.name} ({r['kind']})" for p, r in loaded) or "none"
+    lines = [f"Benchmark report from {len(loaded)} results file(s), read only (nothing re-run): {listing}.", "",
+             ("Summaries read `median [min–max], n=repeats`; 3 significant digits; "
+              "`—` = null (none or not recorded)."),
+             ""]
+    stems: set[str] = set()
+    for i, (path, result) in enumerate(loaded):
+        stem = path.stem if path.stem not in stems else f"{path.stem}_{i}"
+        stems.add(stem)
+        lines += _section(path, result, stem, out_dir)
+    report = out_dir / "report.md"
+    report.write_text("\n".join(lines).rstrip("\n") + "\n")
+    return report

@@ -1,0 +1,199 @@
+"""Samples per second of the calorimeter Monte Carlos and of the 3DGAN generator, each with its fidelity.
+
+The question hpcgen exists for: how much faster is a GAN than the Monte Carlo it replaces, *at what fidelity*?
+Every throughput row therefore carries the fidelity of its generator against the reference Monte Carlo (the
+detailed cascade) at the same energy, computed by ``hpcgen validate`` (:func:`hpcgen.jobs.validate_calo.validate_calo`):
+separation powers of the sampling fraction and of the mean longitudinal profile, and W1 of the shower centroids.
+The Monte Carlo cost grows with energy (the cascade tracks every particle); the GAN's does not.
+
+Timing follows Horovod's synthetic benchmark: untimed warm-up (numba JIT, first torch calls), then repeated timed
+batches, median with min/max. Under ``mpirun -n N`` every rank measures the same thing at the same time and the
+row's samples/s is the sum over ranks (aggregate throughput of the job); fidelity is measured once, on rank 0.
+The GAN's achieved FLOP/s is compared with the peak of a float32 matmul measured in the same run.
+Anchors from the literature (CaloGAN, 3DGAN, Geant4 cost; shared/REFERENCE.md §4) go to the result's separate
+``literature`` list, never into the measured rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hpcgen.bench.harness import rates, time_calls
+from hpcgen.bench.results import host_info, make_result, summarise, write_result
+from hpcgen.errors import UserError
+from hpcgen.seeding import stream
+
+REFERENCE_MC = "cascade"
+LITERATURE = [
+    {"quantity": "Geant4 CPU time per 100 GeV EM shower", "value": "O(1-10) s",
+     "source": "shared/REFERENCE.md §4 [lit, unverified]"},
+    {"quantity": "CaloGAN speed-up vs Geant4", "value": "1e2-1e3 (CPU), ~1e5 (GPU)", "source": "Paganini et al. 2018 [lit]"},
+    {"quantity": "3DGAN speed-up vs Geant4", "value": "~6.7e4 (int8)", "source": "Khattak et al. [lit]"},
+]
+FIDELITY_KEYS = {
+    "S_sampling_fraction": ("separation_power", "sampling_fraction"),
+    "S_longitudinal_profile": ("separation_power", "longitudinal_profile"),
+    "W1_x_mean_mm": ("wasserstein1", "x_mean_mm"),
+    "W1_y_mean_mm": ("wasserstein1", "y_mean_mm"),
+    "W1_depth_mean_mm": ("wasserstein1", "depth_mean_mm"),
+}
+
+
+@dataclasses.dataclass
+class CaloThroughputConfig:
+    """``hpcgen bench throughput --domain calo``; every field is a CLI flag of the same name."""
+
+    out: Path
+    checkpoint: Path
+    energies_gev: tuple[float, ...] = (10.0, 50.0, 100.0, 200.0, 500.0)
+    gan_batches: tuple[int, ...] = (1, 16, 64, 256)
+    seconds: float = 1.0  # target length of one timed batch
+    repeats: int = 3
+    fidelity_n: int = 100  # showers per generator and energy for the fidelity
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.energies_gev or not all(1.0 <= e <= 1000.0 for e in self.energies_gev):
+            raise UserError(f"--energies-gev: expected energies within 1-1000 GeV, got {list(self.energies_gev)}")
+        if not self.gan_batches or min(self.gan_batches) < 1:
+            raise UserError(f"--gan-batches: expected batch sizes >= 1, got {list(self.gan_batches)}")
+        if not self.seconds > 0 or self.repeats < 1:
+            raise UserError(f"--seconds / --repeats: expected > 0 and >= 1, got {self.seconds}, {self.repeats}")
+        if self.fidelity_n < 10:
+            raise UserError(f"--fidelity-n: expected >= 10 showers per energy, got {self.fidelity_n}")
+        if not (Path(self.checkpoint) / "checkpoint.pt").exists():
+            raise UserError(f"--checkpoint: {self.checkpoint} holds no checkpoint.pt "
+                            "(expected a run directory of `hpcgen train calo`)")
+
+
+def _generators(cfg: CaloThroughputConfig, device: torch.device) -> dict:
+    """name → (kind, simulate(energies_gev) -> ecal GeV, flops per sample or None)."""
+    from hpcgen.jobs.generate import calo_sampler, load_generator
+    from hpcgen.models import flops_per_sample
+    from hpcgen.physics.calo_geometry import SamplingCalorimeter
+    from hpcgen.sim import calo_simulator
+
+    g, ckpt = load_generator(Path(cfg.checkpoint), device)
+    if ckpt["config"]["domain"] != "calo":
+        raise UserError(f"--checkpoint: {cfg.checkpoint} is a {ckpt['config']['domain']} run; "
+                        "throughput --domain calo needs a 3DGAN run")
+    geometry = SamplingCalorimeter.from_json(ckpt["data_meta"]["geometry"])
+    rng = stream(cfg.seed, 1)
+    mc = {name: calo_simulator(name, **({"gflash_tune": "cascade"} if name == "gflash" else {}))
+          for name in (REFERENCE_MC, "gflash")}
+    gens = {name: ("mc", lambda e, f=f: f(np.asarray(e, dtype=np.float64), geometry, rng).ecal_gev, None)
+            for name, f in mc.items()}
+    gan = calo_sampler(g, ckpt["config"], device, torch.Generator().manual_seed(cfg.seed))
+    gens[f"gan:{ckpt['checkpoint_id']}"] = ("gan", gan, flops_per_sample(g, "calo"))
+    return gens, geometry
+
+
+def _time_mc(simulate, energy_gev: float, cfg: CaloThroughputConfig) -> tuple[int, list[float]]:
+    simulate(np.full(1, energy_gev))  # warm-up: numba JIT on first use
+    t0 = time.perf_counter()
+    simulate(np.full(4, energy_gev))  # untimed, sizes the timed batch to cfg.seconds
+    n = max(2, int(cfg.seconds * 4 / (time.perf_counter() - t0)))
+    return n, time_calls(lambda: simulate(np.full(n, energy_gev)), warmup=0, repeats=cfg.repeats)
+
+
+def _fidelity(samples: dict, energy_gev: float, geometry, work: Path) -> dict[str, dict]:
+    """Fidelity of every generator against the reference at one energy, via hpcgen validate (no plots)."""
+    from hpcgen.jobs.validate_calo import validate_calo
+
+    ref = samples[REFERENCE_MC]
+    out = {}
+    for name, ecal in samples.items():
+        if name == REFERENCE_MC:
+            out[name] = {k: 0.0 for k in FIDELITY_KEYS}  # the reference against itself
+            continue
+        work_dir = work / f"{name.replace(':', '_')}_{energy_gev:g}GeV"
+        m = validate_calo(ref, np.full(len(ref), energy_gev), ecal, np.full(len(ecal), energy_gev), geometry, work_dir,
+                          ref_label=REFERENCE_MC, test_label=name, plots=False)
+        out[name] = {k: m[a][b] for k, (a, b) in FIDELITY_KEYS.items()}
+    return out
+
+
+def matmul_peak_flops(n: int = 1024, repeats: int = 5) -> float:
+    """Peak float32 FLOP/s of this process' torch threads, measured on an n×n matmul (median of repeats)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    secs = time_calls(lambda: a @ b, warmup=2, repeats=repeats)
+    return 2.0 * n**3 / summarise(secs)["median"]
+
+
+def run_calo_throughput(cfg: CaloThroughputConfig, world, log=print) -> dict | None:
+    """Measure every generator's samples/s with fidelity; rank 0 writes ``cfg.out`` and returns the result."""
+    device = torch.device("cpu")
+    gens, geometry = _generators(cfg, device)
+    log(f"# throughput at fidelity | calo | {world.size} rank(s) × {torch.get_num_threads()} thread(s) | "
+        f"energies {list(cfg.energies_gev)} GeV | {cfg.repeats} timed batches of ~{cfg.seconds:g} s after warm-up | "
+        f"reference {REFERENCE_MC}")
+    rows = []
+    fidelity_by_energy = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for energy in cfg.energies_gev:
+            if world.rank == 0:
+                samples = {name: sim(np.full(cfg.fidelity_n, energy)) for name, (_, sim, _) in gens.items()}
+                fidelity_by_energy[energy] = _fidelity(samples, energy, geometry, Path(tmp))
+            for name, (kind, sim, flops) in gens.items():
+                world.barrier()  # every rank times the same generator at the same time
+                if kind == "mc":
+                    n, secs = _time_mc(sim, energy, cfg)
+                else:
+                    n = max(cfg.gan_batches)
+                    secs = time_calls(lambda: sim(np.full(n, energy)), warmup=1, repeats=cfg.repeats)
+                rows.append(_row(name, kind, energy, n, rates(n, secs), world, flops))
+        scan_energy = min(cfg.energies_gev, key=lambda e: abs(e - 100.0))
+        for batch in cfg.gan_batches:  # the GAN's batch-size dependence at one energy (the one nearest 100 GeV)
+            name, (_, sim, flops) = next((k, v) for k, v in gens.items() if v[0] == "gan")
+            world.barrier()
+            secs = time_calls(lambda: sim(np.full(batch, scan_energy)), warmup=1, repeats=cfg.repeats)
+            rows.append(_row(name, "gan", scan_energy, batch, rates(batch, secs), world, flops) | {"scan": "batch"})
+    peak = matmul_peak_flops()
+    if world.rank != 0:
+        return None
+    for row in rows:
+        row["fidelity"] = fidelity_by_energy[row["energy_gev"]][row["generator"]]
+        if row.get("flops_per_sample"):
+            achieved = row["flops_per_sample"] * row["samples_per_s"]["median"] / world.size
+            row["flops_per_s_per_rank"] = achieved
+            row["fraction_of_matmul_peak"] = achieved / peak
+    config = {"domain": "calo", "reference": REFERENCE_MC, "energies_gev": list(cfg.energies_gev),
+              "gan_batches": list(cfg.gan_batches), "seconds": cfg.seconds, "repeats": cfg.repeats,
+              "fidelity_n": cfg.fidelity_n, "seed": cfg.seed, "checkpoint": str(cfg.checkpoint), "ranks": world.size,
+              "threads_per_rank": torch.get_num_threads(), "matmul_peak_flops_per_s": peak,
+              "gflash_tune": "cascade", "fidelity_keys": {k: list(v) for k, v in FIDELITY_KEYS.items()}}
+    result = make_result("throughput", config, rows, host=host_info(), literature=LITERATURE)
+    write_result(cfg.out, result)
+    for line in headline(result):
+        log(line)
+    return result
+
+
+def _row(name, kind, energy, batch, per_rank_rates, world, flops) -> dict:
+    # aggregate throughput of the job: each timed repetition summed over ranks (they ran at the same time)
+    total = [sum(world.allreduce_sum([r])) for r in per_rank_rates] if world.size > 1 else per_rank_rates
+    row = {"generator": name, "kind_of_generator": kind, "energy_gev": float(energy), "batch": int(batch),
+           "device": "cpu", "samples_per_s": summarise(total)}
+    if flops:
+        row["flops_per_sample"] = int(flops)
+    return row
+
+
+def headline(result: dict) -> list[str]:
+    """'Speed-up at fidelity' lines: every generator against the reference at each energy (energy-scan rows)."""
+    rows = [r for r in result["rows"] if r.get("scan") != "batch"]
+    ref = {r["energy_gev"]: r["samples_per_s"]["median"] for r in rows if r["generator"] == result["config"]["reference"]}
+    lines = [f"{'generator':<22} {'E GeV':>6} {'samples/s':>11} {'× ' + result['config']['reference']:>11} "
+             f"{'S(sf)':>7} {'S(long)':>8} {'W1 depth mm':>11}"]
+    for r in rows:
+        f, e = r["fidelity"], r["energy_gev"]
+        lines.append(f"{r['generator']:<22} {e:>6g} {r['samples_per_s']['median']:>11.4g} "
+                     f"{r['samples_per_s']['median'] / ref[e]:>11.4g} {f['S_sampling_fraction']:>7.3f} "
+                     f"{f['S_longitudinal_profile']:>8.4f} {f['W1_depth_mean_mm']:>11.3g}")
+    return lines

@@ -1,0 +1,94 @@
+"""hpcgen.bench.harness and the throughput/demo verbs: what is timed, what is reported, and the main job end to end."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from hpcgen.bench.harness import rates, time_calls
+from hpcgen.bench.results import load_result, summarise
+from tests.conftest import mpirun_cmd, run_cli
+
+
+class FakeClock:
+    """A clock that advances only when the timed function says so: call k of fn takes durations[k] seconds."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_warm_up_calls_are_run_but_not_timed_and_the_median_is_of_the_timed_calls():
+    clock = FakeClock()
+    durations = iter([100.0, 100.0, 3.0, 1.0, 2.0])  # two slow warm-up calls (JIT), then 3 timed ones
+    calls = []
+
+    def fn():
+        calls.append(1)
+        clock.now += next(durations)
+
+    secs = time_calls(fn, warmup=2, repeats=3, clock=clock)
+    assert len(calls) == 5 and secs == [3.0, 1.0, 2.0]
+    assert summarise(secs) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
+    assert rates(10, secs) == [10 / 3.0, 10.0, 5.0]
+
+
+def test_sync_runs_around_every_timed_call():
+    events = []
+    time_calls(lambda: events.append("call"), warmup=1, repeats=2, sync=lambda: events.append("sync"))
+    assert events == ["call", "sync", "call", "sync", "sync", "call", "sync"]
+
+
+def test_time_calls_rejects_no_repeats():
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        time_calls(lambda: None, warmup=0, repeats=0)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["bench", "throughput", "--domain", "cosmo", "--out", "x.json"], "--domain: expected calo"),
+    (["bench", "throughput", "--energies-gev", "10,abc", "--out", "x.json"], "--energies-gev: expected comma-separated numbers"),
+    (["bench", "throughput", "--energies-gev", "5000", "--out", "x.json"], "--energies-gev: expected energies within 1-1000 GeV"),
+    (["bench", "throughput", "--checkpoint", "/nonexistent", "--out", "x.json"], "--checkpoint: /nonexistent holds no checkpoint.pt"),
+    (["bench", "scaling", "--model", "calo", "--ranks", "2", "--out", "x.json"], "--ranks: must include 1"),
+    (["report", "/nonexistent.json", "--out", "r"], "report: /nonexistent.json: no such file"),
+    (["demo", "--domain", "cosmo"], "--domain: expected calo"),
+])
+def test_bad_bench_input_is_one_line_exit_2(tmp_path, args, words):
+    res = run_cli(*args, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], res.stderr
+
+
+def test_report_verb_renders_the_committed_results(tmp_path):
+    from pathlib import Path
+
+    results = sorted((Path(__file__).resolve().parent.parent / "benchmarks" / "results").glob("*.json"))
+    res = run_cli("report", *map(str, results), "--out", str(tmp_path / "r"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert all(p.name in text for p in results)
+
+
+@pytest.mark.mpi
+def test_tiny_demo_runs_every_step_on_two_ranks_and_reports_speed_up_at_fidelity(tmp_path):
+    out = tmp_path / "demo"
+    res = subprocess.run(mpirun_cmd(2, "demo", "--tiny", "--out", str(out)), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    result = load_result(out / "throughput.json")  # validates the hpcgen.bench/1 contract
+    gens = {r["generator"] for r in result["rows"]}
+    assert {"cascade", "gflash"} <= gens and any(g.startswith("gan:") for g in gens)
+    assert result["config"]["ranks"] == 2 and result["literature"]
+    for row in result["rows"]:
+        assert row["samples_per_s"]["median"] > 0
+        assert set(row["fidelity"]) >= {"S_sampling_fraction", "S_longitudinal_profile", "W1_depth_mean_mm"}
+    assert all(v == 0.0 for r in result["rows"] if r["generator"] == "cascade" for v in r["fidelity"].values())
+    report = (out / "report" / "report.md").read_text()
+    assert "Speed-up at fidelity" in report and "Literature" in report
+    assert (out / "validation_gan" / "metrics.json").exists() and (out / "gan.h5").exists()
+    assert "× cascade" in res.stdout and f"report: {out}/report/report.md" in res.stdout
+    # 2 ranks and the shipped 500-step checkpoint: the demo fine-tunes it by the tiny run's 2 steps
+    assert "gan:run@502" in gens and "fine-tuned the shipped checkpoint" in res.stdout
