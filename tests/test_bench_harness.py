@@ -86,6 +86,9 @@ def test_tiny_demo_runs_every_step_on_two_ranks_and_reports_speed_up_at_fidelity
         assert row["samples_per_s"]["median"] > 0
         assert set(row["fidelity"]) >= {"S_sampling_fraction", "S_longitudinal_profile", "W1_depth_mean_mm"}
     assert all(v == 0.0 for r in result["rows"] if r["generator"] == "cascade" for v in r["fidelity"].values())
+    # the finite-sample floor: an independent cascade sample scored against the reference, per energy
+    floor = result["config"]["fidelity_floor"]
+    assert set(floor) == {"10", "50"} and all(0 < f["S_sampling_fraction"] <= 1 for f in floor.values())
     report = (out / "report" / "report.md").read_text()
     assert "Speed-up at fidelity" in report and "Literature" in report
     assert (out / "validation_gan" / "metrics.json").exists() and (out / "gan.h5").exists()
