@@ -161,15 +161,17 @@ def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks: throughput at fidelity, training scaling, fused kernels")
     kind = p.add_subparsers(dest="bench", required=True, parser_class=_Parser)
     t = kind.add_parser("throughput", help="samples/s of each Monte Carlo and of the GAN, with fidelity vs the reference MC")
-    t.add_argument("--domain", default="calo", help="calo (cascade, GFlash, 3DGAN)")
+    t.add_argument("--domain", default="calo", help="calo (cascade, GFlash, 3DGAN) | cosmo (PM, lognormal, CosmoGAN)")
     t.add_argument("--out", type=Path, required=True, help="results file (hpcgen.bench/1 JSON)")
     t.add_argument("--checkpoint", type=Path, default=None,
                    help="3DGAN run directory (default: the shipped benchmarks/results/quality_3dgan)")
     t.add_argument("--energies-gev", default="10,50,100,200,500")
-    t.add_argument("--gan-batches", default="1,16,64,256", help="GAN batch sizes to scan (at 100 GeV)")
+    t.add_argument("--gan-batches", default=None,
+                   help="GAN batch sizes to scan (default calo 1,16,64,256 at 100 GeV; cosmo 1,4,16,64)")
     t.add_argument("--seconds", type=float, default=1.0, help="target length of one timed batch")
     t.add_argument("--repeats", type=int, default=3)
-    t.add_argument("--fidelity-n", type=int, default=100, help="showers per generator and energy for the fidelity")
+    t.add_argument("--fidelity-n", type=int, default=None,
+                   help="samples per generator (and energy) for the fidelity (default calo 100 showers, cosmo 16 maps)")
     t.add_argument("--seed", type=int, default=0)
     c = kind.add_parser("scaling", help="training scaling, DDP vs Horovod, with a calibrated prediction to 1024 ranks")
     c.add_argument("--model", required=True, help="calo (3DGAN) | cosmo (CosmoGAN)")
@@ -228,12 +230,28 @@ def _bench(args: argparse.Namespace) -> int:
         from hpcgen.bench.throughput import CaloThroughputConfig, run_calo_throughput
 
         check_domain(args.domain)
-        cfg = CaloThroughputConfig(
-            out=args.out, checkpoint=args.checkpoint or SHIPPED_CHECKPOINT,
-            energies_gev=_floats(args.energies_gev, "--energies-gev"), gan_batches=_ints(args.gan_batches, "--gan-batches"),
-            seconds=args.seconds, repeats=args.repeats, fidelity_n=args.fidelity_n, seed=args.seed)
         from hpcgen.dist.world import world
 
+        if args.domain == "cosmo":
+            from hpcgen.bench.throughput_cosmo import CosmoThroughputConfig, run_cosmo_throughput
+
+            if args.checkpoint is None:
+                raise UserError("--checkpoint: throughput --domain cosmo needs a CosmoGAN run directory "
+                                "(`hpcgen train cosmo --out RUN`); none ships with hpcgen")
+            cfg = CosmoThroughputConfig(out=args.out, checkpoint=args.checkpoint,
+                                        gan_batches=_ints(args.gan_batches or "1,4,16,64", "--gan-batches"),
+                                        seconds=args.seconds,
+                                        repeats=args.repeats, fidelity_n=args.fidelity_n or 16, seed=args.seed)
+            w = world()
+            run_cosmo_throughput(cfg, w, log=print if w.rank == 0 else (lambda line: None))
+            if w.rank == 0:
+                print(f"wrote {args.out}")
+            return 0
+        cfg = CaloThroughputConfig(
+            out=args.out, checkpoint=args.checkpoint or SHIPPED_CHECKPOINT,
+            energies_gev=_floats(args.energies_gev, "--energies-gev"),
+            gan_batches=_ints(args.gan_batches or "1,16,64,256", "--gan-batches"),
+            seconds=args.seconds, repeats=args.repeats, fidelity_n=args.fidelity_n or 100, seed=args.seed)
         w = world()
         run_calo_throughput(cfg, w, log=print if w.rank == 0 else (lambda line: None))
         if w.rank == 0:
@@ -290,7 +308,7 @@ def _run(args: argparse.Namespace) -> int:
 
         check_domain(args.domain)
         w = world()
-        run_demo(DemoConfig(out=args.out, tiny=args.tiny, seed=args.seed), w, log=print if w.rank == 0 else (lambda line: None))
+        run_demo(DemoConfig(out=args.out, tiny=args.tiny, seed=args.seed, domain=args.domain), w, log=print if w.rank == 0 else (lambda line: None))
         return 0
     if args.verb == "generate":
         from hpcgen.config import EnergySpec

@@ -48,13 +48,14 @@ def test_time_calls_rejects_no_repeats():
 
 
 @pytest.mark.parametrize("args, words", [
-    (["bench", "throughput", "--domain", "cosmo", "--out", "x.json"], "--domain: expected calo"),
+    (["bench", "throughput", "--domain", "jets", "--out", "x.json"], "--domain: expected calo or cosmo"),
+    (["bench", "throughput", "--domain", "cosmo", "--out", "x.json"], "--checkpoint: throughput --domain cosmo needs"),
     (["bench", "throughput", "--energies-gev", "10,abc", "--out", "x.json"], "--energies-gev: expected comma-separated numbers"),
     (["bench", "throughput", "--energies-gev", "5000", "--out", "x.json"], "--energies-gev: expected energies within 1-1000 GeV"),
     (["bench", "throughput", "--checkpoint", "/nonexistent", "--out", "x.json"], "--checkpoint: /nonexistent holds no checkpoint.pt"),
     (["bench", "scaling", "--model", "calo", "--ranks", "2", "--out", "x.json"], "--ranks: must include 1"),
     (["report", "/nonexistent.json", "--out", "r"], "report: /nonexistent.json: no such file"),
-    (["demo", "--domain", "cosmo"], "--domain: expected calo"),
+    (["demo", "--domain", "jets"], "--domain: expected calo or cosmo"),
 ])
 def test_bad_bench_input_is_one_line_exit_2(tmp_path, args, words):
     res = run_cli(*args, cwd=tmp_path)
@@ -95,3 +96,19 @@ def test_tiny_demo_runs_every_step_on_two_ranks_and_reports_speed_up_at_fidelity
     assert "× cascade" in res.stdout and f"report: {out}/report/report.md" in res.stdout
     # 2 ranks and the shipped 500-step checkpoint: the demo fine-tunes it by the tiny run's 2 steps
     assert "gan:run@502" in gens and "fine-tuned the shipped checkpoint" in res.stdout
+
+
+@pytest.mark.mpi
+def test_tiny_cosmo_demo_compares_lognormal_and_cosmogan_with_pm_at_its_floor(tmp_path):
+    out = tmp_path / "demo"
+    res = subprocess.run(mpirun_cmd(2, "demo", "--domain", "cosmo", "--tiny", "--out", str(out)),
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    result = load_result(out / "throughput.json")
+    assert result["config"]["domain"] == "cosmo" and result["config"]["reference"] == "pm"
+    gens = {r["generator"] for r in result["rows"]}
+    assert {"pm", "lognormal"} <= gens and any(g.startswith("gan:") for g in gens)
+    assert all(r["samples_per_s"]["median"] > 0 for r in result["rows"])
+    assert "max_abs_rel_err_power_spectrum" in result["config"]["fidelity_floor"]
+    assert (out / "validation_gan" / "metrics.json").exists() and (out / "report" / "report.md").exists()
+    assert "(floor: pm vs pm)" in res.stdout

@@ -1,0 +1,301 @@
+"""Maps per second of the weak-lensing Monte Carlos and of the CosmoGAN generator, each with its fidelity.
+
+The weak-lensing counterpart of :mod:`hpcgen.bench.throughput`: how much faster is CosmoGAN than the N-body it
+replaces, *at what fidelity*? The reference Monte Carlo is the particle-mesh N-body with Born lensing ("pm",
+:func:`hpcgen.sim.cosmo_pm.simulate_pm`, the generator of ``hpcgen simulate cosmo --generator pm``); the fast
+baseline is the shifted-lognormal field ("lognormal", :func:`hpcgen.sim.cosmo_lognormal.simulate_lognormal`); the GAN
+comes from a ``hpcgen train cosmo`` run directory. All three make maps of the same :class:`CosmoMapSpec` — pixels,
+field, source redshift and cosmology of the GAN's training data (the checkpoint's ``data_meta``) — and the GAN draws
+at the training data's σ8, as ``hpcgen generate`` does.
+
+Every row carries its generator's fidelity against ``fidelity_n`` PM maps, computed on rank 0 by ``hpcgen
+validate`` (:func:`hpcgen.jobs.validate_cosmo.validate_cosmo`, no plots): max |relative error| of the mean power
+spectrum over ℓ bins, χ² per degree of freedom of the mean spectra, the largest two-sample KS statistic over the
+pixel-histogram bins and over the peak-count thresholds (per-map values, across maps), and the separation power of the
+pooled pixel histograms. With few maps these are noisy, so the result also holds a *fidelity floor*
+(``config["fidelity_floor"]``): a second, independent PM sample of the same size against the first — what a perfect
+generator would score with this many maps.
+
+Timing as in the calorimeter benchmark: untimed warm-up, an untimed sizing batch (doubling until it takes a tenth of
+``seconds``; one PM map at 64³ already does), then ``repeats`` timed batches (at least one map each), median with
+min/max; the GAN at each batch size of ``gan_batches`` after one warm-up call. Under ``mpirun -n N`` every rank
+measures at the same time and a row's samples/s is summed over ranks; fidelity is measured once, on rank 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hpcgen.bench.harness import rates, time_calls
+from hpcgen.bench.results import host_info, make_result, write_result
+from hpcgen.bench.throughput import _row, matmul_peak_flops
+from hpcgen.errors import UserError
+from hpcgen.seeding import stream
+
+REFERENCE_MC = "pm"
+MC_GENERATORS = (REFERENCE_MC, "lognormal")
+LITERATURE = [
+    {"quantity": "N-body + ray-tracing cost per independent 256² κ tile (512³ Gadget-2 runs, ~1e3-5e3 CPU-hours each)",
+     "value": "O(1e3-1e4) CPU-s", "source": "shared/REFERENCE.md §2 [lit, estimate, unverified]"},
+]
+FIDELITY_KEYS = {
+    "max_abs_rel_err_power_spectrum": "max over ℓ bins of |C̄_test/C̄_ref − 1| (mean spectra)",
+    "chi2_per_dof_power_spectrum": "χ² of the mean spectra / number of bins (validate's chi2_power_spectrum)",
+    "ks_pixel_histogram": "largest two-sample KS statistic D over the pixel-histogram bins (per-map fractions)",
+    "ks_peaks": "largest two-sample KS statistic D over the peak-count thresholds (per-map counts)",
+    "S_pixel_histogram": "separation power of the pooled pixel histograms (0 identical, 1 disjoint)",
+}
+_MAX_BATCH_BYTES = 1 << 28  # cap of one timed MC batch's output (256 MB): a fast MC makes many maps per second
+
+
+@dataclasses.dataclass
+class CosmoThroughputConfig:
+    """``hpcgen bench throughput --domain cosmo``; every field is a CLI flag of the same name."""
+
+    out: Path
+    checkpoint: Path
+    pixels: int | None = None  # None = the checkpoint's image size (the only size its GAN makes)
+    pm_particles_side: int = 64  # PMConfig.n_particles_side
+    pm_steps: int = 20  # PMConfig.n_steps
+    gan_batches: tuple[int, ...] = (1, 4, 16, 64)
+    seconds: float = 1.0  # target length of one timed batch
+    repeats: int = 3
+    fidelity_n: int = 16  # maps per generator for the fidelity (PM: ~2 s per map at 64³ on one CPU core)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pixels is not None and (self.pixels < 16 or self.pixels % 16):
+            raise UserError(f"--pixels: expected a multiple of 16 (CosmoGAN's map sides), got {self.pixels}")
+        if self.pm_particles_side < 4:
+            raise UserError(f"--pm-particles-side: expected >= 4 particles per side, got {self.pm_particles_side}")
+        if self.pm_steps < 1:
+            raise UserError(f"--pm-steps: expected >= 1 kick-drift-kick steps, got {self.pm_steps}")
+        if not self.gan_batches or min(self.gan_batches) < 1:
+            raise UserError(f"--gan-batches: expected batch sizes >= 1, got {list(self.gan_batches)}")
+        if not self.seconds > 0 or self.repeats < 1:
+            raise UserError(f"--seconds / --repeats: expected > 0 and >= 1, got {self.seconds}, {self.repeats}")
+        if self.fidelity_n < 2:
+            raise UserError(f"--fidelity-n: expected >= 2 maps per generator (validation needs a map-to-map spread), "
+                            f"got {self.fidelity_n}")
+        if self.seed < 0:
+            raise UserError(f"--seed: expected >= 0, got {self.seed}")
+        if not (Path(self.checkpoint) / "checkpoint.pt").exists():
+            raise UserError(f"--checkpoint: {self.checkpoint} holds no checkpoint.pt "
+                            "(expected a run directory of `hpcgen train cosmo`)")
+
+
+def _map_spec(meta: dict, pixels: int):
+    """The CosmoMapSpec of the GAN's training data at ``pixels`` (what simulate_cosmo would be given)."""
+    from hpcgen.physics.cosmology import CosmologyParams
+    from hpcgen.sim.cosmo_spec import CosmoMapSpec
+
+    names = {f.name for f in dataclasses.fields(CosmologyParams)}
+    cosmology = CosmologyParams(**{k: v for k, v in json.loads(meta["cosmology"]).items() if k in names})
+    return CosmoMapSpec(pixels=pixels, field_deg=float(meta["field_deg"]), z_source=float(meta["z_source"]),
+                        cosmology=cosmology)
+
+
+def _pm_config(cfg: CosmoThroughputConfig, spec):
+    """PMConfig of the reference; the box grows beyond its 256 Mpc default only if the map would not fit in it."""
+    from hpcgen.physics.cosmology import comoving_distance_mpc
+    from hpcgen.sim.cosmo_pm import PMConfig, check_pm_config
+
+    extent = float(comoving_distance_mpc(spec.cosmology, spec.z_source)) * spec.field_rad
+    pm = PMConfig(n_particles_side=cfg.pm_particles_side, n_steps=cfg.pm_steps)
+    if extent > pm.box_mpc:
+        pm = dataclasses.replace(pm, box_mpc=float(math.ceil(extent)))
+    check_pm_config(spec, pm)
+    return pm
+
+
+def _cosmo_sampler(g: torch.nn.Module, ckpt: dict, device: torch.device, noise_gen: torch.Generator, sigma8: float):
+    """``sample(n) -> (n, N, N)`` float32 numpy κ maps, as ``hpcgen generate`` makes them (training data's σ8)."""
+    from hpcgen.models.pixel_transform import pixel_to_kappa
+    from hpcgen.train.tasks import COSMO_LATENT
+
+    conditioned = bool(ckpt["model_options"].get("sigma8_conditioning"))
+
+    @torch.no_grad()
+    def sample(n: int) -> np.ndarray:
+        z = torch.randn(n, COSMO_LATENT, generator=noise_gen).to(device)
+        sig = torch.full((n,), sigma8, device=device) if conditioned else None
+        return pixel_to_kappa(g(z, sig)).float().cpu().numpy()
+
+    return sample
+
+
+def _generators(cfg: CosmoThroughputConfig, device: torch.device, rank: int):
+    """(name → (kind, make(n, rng) -> (n, N, N) κ, flops per sample or None), map spec, PMConfig)."""
+    from hpcgen.jobs.generate import load_generator
+    from hpcgen.models import flops_per_sample
+    from hpcgen.sim.cosmo_lognormal import simulate_lognormal
+    from hpcgen.sim.cosmo_pm import simulate_pm
+    from hpcgen.train.checkpoint import load_checkpoint
+
+    try:
+        domain = load_checkpoint(Path(cfg.checkpoint))["config"]["domain"]
+    except (KeyError, TypeError, RuntimeError, ValueError, EOFError) as exc:
+        raise UserError(f"--checkpoint: {cfg.checkpoint}/checkpoint.pt is not a usable hpcgen checkpoint "
+                        f"({exc})") from None
+    if domain != "cosmo":
+        raise UserError(f"--checkpoint: {cfg.checkpoint} is a {domain} run; "
+                        "throughput --domain cosmo needs a CosmoGAN run (`hpcgen train cosmo`)")
+    g, ckpt = load_generator(Path(cfg.checkpoint), device)
+    size = int(ckpt["model_options"]["image_size"])
+    if cfg.pixels is not None and cfg.pixels != size:
+        raise UserError(f"--pixels: the GAN of {cfg.checkpoint} makes {size}×{size} maps, got {cfg.pixels}; "
+                        f"leave --pixels out or give {size}")
+    meta = ckpt["data_meta"]
+    spec = _map_spec(meta, size)
+    pm = _pm_config(cfg, spec)
+    sigma8 = spec.cosmology.sigma8
+    noise_gen = torch.Generator().manual_seed(int(stream(cfg.seed, 4, rank).integers(0, 2**62)))
+    gan = _cosmo_sampler(g, ckpt, device, noise_gen, sigma8)
+    gens = {
+        REFERENCE_MC: ("mc", lambda n, rng: simulate_pm(n, spec, pm, rng), None),
+        "lognormal": ("mc", lambda n, rng: simulate_lognormal(n, spec, rng), None),
+        f"gan:{ckpt['checkpoint_id']}": ("gan", lambda n, rng: gan(n), flops_per_sample(g, "cosmo")),
+    }
+    return gens, spec, pm, meta
+
+
+def _time_mc(make, rng, cfg: CosmoThroughputConfig, pixels: int) -> tuple[int, list[float]]:
+    make(1, rng)  # warm-up: pyccl tables, the lognormal model (cached), first torch calls
+    n, elapsed = 1, 0.0
+    while True:  # untimed sizing batch: doubles until it takes a tenth of the target (one PM map usually does)
+        t0 = time.perf_counter()
+        make(n, rng)
+        elapsed = time.perf_counter() - t0
+        if elapsed >= cfg.seconds / 10 or n >= 1 << 16:
+            break
+        n *= 2
+    cap = max(1, _MAX_BATCH_BYTES // (4 * pixels * pixels))
+    n = min(cap, max(1, round(cfg.seconds * n / max(elapsed, 1e-9))))
+    return n, time_calls(lambda: make(n, rng), warmup=0, repeats=cfg.repeats)
+
+
+def _fidelity_metrics(ref: np.ndarray, test: np.ndarray, pixel_rad: float, work: Path, test_label: str) -> dict:
+    """The FIDELITY_KEYS of ``test`` against ``ref`` via hpcgen validate (metrics.json in ``work``, no plots)."""
+    from hpcgen.jobs.validate_cosmo import validate_cosmo
+
+    m = validate_cosmo(ref, test, pixel_rad, work, ref_label=REFERENCE_MC, test_label=test_label, plots=False)
+    rel = [abs(x) for x in m["power_spectrum_rel_err"] if x is not None]  # None: a non-finite ratio (json_safe)
+    chi2 = m["chi2_power_spectrum"]
+    return {
+        "max_abs_rel_err_power_spectrum": float(max(rel)) if rel else None,
+        "chi2_per_dof_power_spectrum": chi2["chi2"] / chi2["dof"] if chi2["dof"] else None,
+        "ks_pixel_histogram": float(max(r["statistic"] for r in m["ks"]["pixel_histogram"])),
+        "ks_peaks": float(max(r["statistic"] for r in m["ks"]["peaks"])),
+        "S_pixel_histogram": m["separation_power"]["pixel_histogram"],
+    }
+
+
+def _fidelity(gens: dict, cfg: CosmoThroughputConfig, spec, work: Path, log) -> tuple[dict, dict]:
+    """(name → fidelity vs PM, fidelity floor = an independent PM sample vs the first); rank 0 only."""
+    n = cfg.fidelity_n
+    samples = {}
+    for i, (name, (kind, make, _)) in enumerate(gens.items()):
+        t0 = time.perf_counter()
+        samples[name] = make(n, stream(cfg.seed, 1, i))
+        log(f"# fidelity sample: {n} {name} maps in {time.perf_counter() - t0:.3g} s")
+    ref = samples[REFERENCE_MC]
+    out = {REFERENCE_MC: {k: 0.0 for k in FIDELITY_KEYS}}  # the reference against itself
+    for name, test in samples.items():
+        if name != REFERENCE_MC:
+            out[name] = _fidelity_metrics(ref, test, spec.pixel_rad, work / name.replace(":", "_"), name)
+    floor_maps = gens[REFERENCE_MC][1](n, stream(cfg.seed, 2))  # a second, independent reference sample
+    floor = _fidelity_metrics(ref, floor_maps, spec.pixel_rad, work / "floor", f"{REFERENCE_MC} (independent)")
+    return out, floor
+
+
+def run_cosmo_throughput(cfg: CosmoThroughputConfig, world, log=print) -> dict | None:
+    """Measure every generator's maps/s with fidelity; rank 0 writes ``cfg.out`` and returns the result."""
+    device = torch.device("cpu")
+    gens, spec, pm, meta = _generators(cfg, device, world.rank)
+    log(f"# throughput at fidelity | cosmo | {world.size} rank(s) × {torch.get_num_threads()} thread(s) | "
+        f"{spec.pixels}² maps over {spec.field_deg:g}°, z_s {spec.z_source:g} | PM {pm.n_particles_side}³ × "
+        f"{pm.n_steps} steps | {cfg.repeats} timed batches of ~{cfg.seconds:g} s after warm-up | "
+        f"reference {REFERENCE_MC}")
+    fidelity, floor = None, None
+    if world.rank == 0:
+        with tempfile.TemporaryDirectory() as tmp:
+            fidelity, floor = _fidelity(gens, cfg, spec, Path(tmp), log)
+    rows = []
+    rng = stream(cfg.seed, 3, world.rank)
+    gan_name = next(k for k, v in gens.items() if v[0] == "gan")
+    for name, (kind, make, flops) in gens.items():
+        world.barrier()  # every rank times the same generator at the same time
+        if kind == "mc":
+            n, secs = _time_mc(make, rng, cfg, spec.pixels)
+        else:
+            n = max(cfg.gan_batches)
+            secs = time_calls(lambda make=make, n=n: make(n, rng), warmup=1, repeats=cfg.repeats)
+        rows.append(_cosmo_row(name, kind, n, rates(n, secs), world, flops))
+    _, make_gan, gan_flops = gens[gan_name]
+    for batch in cfg.gan_batches:  # the GAN's batch-size dependence
+        world.barrier()
+        secs = time_calls(lambda batch=batch: make_gan(batch, rng), warmup=1, repeats=cfg.repeats)
+        rows.append(_cosmo_row(gan_name, "gan", batch, rates(batch, secs), world, gan_flops) | {"scan": "batch"})
+    peak = matmul_peak_flops()
+    if world.rank != 0:
+        return None
+    for row in rows:
+        row["fidelity"] = fidelity[row["generator"]]
+        if row.get("flops_per_sample"):
+            achieved = row["flops_per_sample"] * row["samples_per_s"]["median"] / world.size
+            row["flops_per_s_per_rank"] = achieved
+            row["fraction_of_matmul_peak"] = achieved / peak
+    config = {"domain": "cosmo", "reference": REFERENCE_MC, "fidelity_n": cfg.fidelity_n,
+              "map_spec": {"pixels": spec.pixels, "field_deg": spec.field_deg, "z_source": spec.z_source,
+                           "pixel_arcmin": spec.pixel_arcmin, "cosmology": spec.cosmology.to_dict()},
+              "sigma8": spec.cosmology.sigma8, "trained_on": meta.get("data_generator", ""),
+              "pm": {"n_particles_side": pm.n_particles_side, "mesh_side": pm.mesh, "box_mpc": pm.box_mpc,
+                     "n_steps": pm.n_steps, "a_start": pm.a_start, "maps_per_realisation": pm.maps_per_realisation},
+              "gan_batches": list(cfg.gan_batches), "seconds": cfg.seconds, "repeats": cfg.repeats, "seed": cfg.seed,
+              "checkpoint": str(cfg.checkpoint), "ranks": world.size, "threads_per_rank": torch.get_num_threads(),
+              "matmul_peak_flops_per_s": peak, "fidelity_keys": FIDELITY_KEYS, "fidelity_floor": floor}
+    result = make_result("throughput", config, rows, host=host_info(), literature=LITERATURE)
+    write_result(cfg.out, result)
+    for line in headline(result):
+        log(line)
+    return result
+
+
+def _cosmo_row(name, kind, batch, per_rank_rates, world, flops) -> dict:
+    row = _row(name, kind, 0.0, batch, per_rank_rates, world, flops)  # the calorimeter row, summed over ranks
+    row["energy_gev"] = None  # maps have no primary energy
+    return row
+
+
+def _fmt(x, spec: str) -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def headline(result: dict) -> list[str]:
+    """'Speed-up at fidelity' lines: every generator against the reference (main rows), then the fidelity floor."""
+    rows = [r for r in result["rows"] if r.get("scan") != "batch"]
+    ref_name = result["config"]["reference"]
+    ref = next(r["samples_per_s"]["median"] for r in rows if r["generator"] == ref_name)
+    lines = [(f"{'generator':<22} {'batch':>6} {'maps/s':>11} {'× ' + ref_name:>11} {'max|ΔC/C|':>10} "
+              f"{'χ²/dof':>9} {'KS pix':>7} {'KS peaks':>8}")]
+
+    def cols(f: dict) -> str:
+        return (f"{_fmt(f['max_abs_rel_err_power_spectrum'], '>10.3g')} {_fmt(f['chi2_per_dof_power_spectrum'], '>9.3g')} "
+                f"{_fmt(f['ks_pixel_histogram'], '>7.3f')} {_fmt(f['ks_peaks'], '>8.3f')}")
+
+    for r in rows:
+        rate = r["samples_per_s"]["median"]
+        lines.append(f"{r['generator']:<22} {r['batch']:>6} {rate:>11.4g} {rate / ref:>11.4g} {cols(r['fidelity'])}")
+    floor = result["config"].get("fidelity_floor")
+    if floor:
+        n = result["config"]["fidelity_n"]
+        lines.append(f"{'(floor: ' + ref_name + ' vs ' + ref_name + ')':<22} {n:>6} {'':>11} {'':>11} {cols(floor)}")
+    return lines
