@@ -173,6 +173,8 @@ def _add_bench(sub) -> None:
     t.add_argument("--fidelity-n", type=int, default=None,
                    help="samples per generator (and energy) for the fidelity (default calo 100 showers, cosmo 16 maps)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="the GAN's device: auto (GPU if present) | cpu | cuda")
+    t.add_argument("--threads", default="", help="CPU thread counts to scan the GAN over, e.g. 1,2 (default: none)")
     c = kind.add_parser("scaling", help="training scaling, DDP vs Horovod, with a calibrated prediction to 1024 ranks")
     c.add_argument("--model", required=True, help="calo (3DGAN) | cosmo (CosmoGAN)")
     c.add_argument("--engine", default="ddp,horovod", help="comma-separated: ddp, horovod")
@@ -240,8 +242,9 @@ def _bench(args: argparse.Namespace) -> int:
                                 "(`hpcgen train cosmo --out RUN`); none ships with hpcgen")
             cfg = CosmoThroughputConfig(out=args.out, checkpoint=args.checkpoint,
                                         gan_batches=_ints(args.gan_batches or "1,4,16,64", "--gan-batches"),
-                                        seconds=args.seconds,
-                                        repeats=args.repeats, fidelity_n=args.fidelity_n or 16, seed=args.seed)
+                                        seconds=args.seconds, repeats=args.repeats,
+                                        fidelity_n=args.fidelity_n or 16, seed=args.seed, device=args.device,
+                                        threads=_ints(args.threads, "--threads") if args.threads else ())
             w = world()
             run_cosmo_throughput(cfg, w, log=print if w.rank == 0 else (lambda line: None))
             if w.rank == 0:
@@ -251,7 +254,8 @@ def _bench(args: argparse.Namespace) -> int:
             out=args.out, checkpoint=args.checkpoint or SHIPPED_CHECKPOINT,
             energies_gev=_floats(args.energies_gev, "--energies-gev"),
             gan_batches=_ints(args.gan_batches or "1,16,64,256", "--gan-batches"),
-            seconds=args.seconds, repeats=args.repeats, fidelity_n=args.fidelity_n or 100, seed=args.seed)
+            seconds=args.seconds, repeats=args.repeats, fidelity_n=args.fidelity_n or 100, seed=args.seed,
+            device=args.device, threads=_ints(args.threads, "--threads") if args.threads else ())
         w = world()
         run_calo_throughput(cfg, w, log=print if w.rank == 0 else (lambda line: None))
         if w.rank == 0:

@@ -55,6 +55,7 @@ def test_time_calls_rejects_no_repeats():
     (["bench", "throughput", "--checkpoint", "/nonexistent", "--out", "x.json"], "--checkpoint: /nonexistent holds no checkpoint.pt"),
     (["bench", "scaling", "--model", "calo", "--ranks", "2", "--out", "x.json"], "--ranks: must include 1"),
     (["report", "/nonexistent.json", "--out", "r"], "report: /nonexistent.json: no such file"),
+    (["bench", "throughput", "--threads", "0", "--out", "x.json"], "--threads: expected thread counts >= 1"),
     (["demo", "--domain", "jets"], "--domain: expected calo or cosmo"),
 ])
 def test_bad_bench_input_is_one_line_exit_2(tmp_path, args, words):
@@ -112,3 +113,21 @@ def test_tiny_cosmo_demo_compares_lognormal_and_cosmogan_with_pm_at_its_floor(tm
     assert "max_abs_rel_err_power_spectrum" in result["config"]["fidelity_floor"]
     assert (out / "validation_gan" / "metrics.json").exists() and (out / "report" / "report.md").exists()
     assert "(floor: pm vs pm)" in res.stdout
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the error a GPU-less machine gives")
+def test_cuda_device_without_a_gpu_is_one_line_exit_2(tmp_path):
+    res = run_cli("bench", "throughput", "--device", "cuda", "--energies-gev", "10", "--out", str(tmp_path / "x.json"))
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == ["hpcgen: error: --device: cuda requested but torch sees no GPU here"]
+
+
+def test_throughput_scans_the_gan_over_batch_sizes_and_cpu_threads(tmp_path):
+    out = tmp_path / "t.json"
+    res = run_cli("bench", "throughput", "--energies-gev", "10", "--gan-batches", "1,4", "--threads", "1,2",
+                  "--fidelity-n", "10", "--seconds", "0.05", "--repeats", "1", "--device", "cpu", "--out", str(out))
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = load_result(out)["rows"]
+    assert sorted(r["batch"] for r in rows if r.get("scan") == "batch") == [1, 4]
+    assert sorted(r["threads"] for r in rows if r.get("scan") == "threads") == [1, 2]
+    assert all(r["device"] == "cpu" for r in rows)
+    assert "gan:run@500" in res.stdout and "floor (ref vs ref)" in res.stdout

@@ -58,6 +58,8 @@ class CaloThroughputConfig:
     repeats: int = 3
     fidelity_n: int = 100  # showers per generator and energy for the fidelity
     seed: int = 0
+    device: str = "auto"  # the GAN's device: auto (a GPU if torch sees one) | cpu | cuda; the Monte Carlos run on CPU
+    threads: tuple[int, ...] = ()  # CPU thread counts to scan the GAN over (at its largest batch); () = no scan
 
     def __post_init__(self) -> None:
         if not self.energies_gev or not all(1.0 <= e <= 1000.0 for e in self.energies_gev):
@@ -66,11 +68,45 @@ class CaloThroughputConfig:
             raise UserError(f"--gan-batches: expected batch sizes >= 1, got {list(self.gan_batches)}")
         if not self.seconds > 0 or self.repeats < 1:
             raise UserError(f"--seconds / --repeats: expected > 0 and >= 1, got {self.seconds}, {self.repeats}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise UserError(f"--device: expected auto, cpu or cuda, got {self.device!r}")
+        if any(t < 1 for t in self.threads):
+            raise UserError(f"--threads: expected thread counts >= 1, got {list(self.threads)}")
         if self.fidelity_n < 10:
             raise UserError(f"--fidelity-n: expected >= 10 showers per energy, got {self.fidelity_n}")
         if not (Path(self.checkpoint) / "checkpoint.pt").exists():
             raise UserError(f"--checkpoint: {self.checkpoint} holds no checkpoint.pt "
                             "(expected a run directory of `hpcgen train calo`)")
+
+
+def resolve_device(name: str) -> torch.device:
+    """The GAN's device for ``--device auto|cpu|cuda`` (auto: the GPU of this rank when torch sees one)."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device: cuda requested but torch sees no GPU here")
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", int(__import__("os").environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def gan_scans(name: str, sample, flops, cfg, device: torch.device, world, make_row) -> list[dict]:
+    """The GAN's batch-size scan and, on CPU, its thread-count scan (at the largest batch), as rows with "scan"."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    rows = []
+    for batch in cfg.gan_batches:
+        world.barrier()
+        secs = time_calls(lambda: sample(batch), warmup=1, repeats=cfg.repeats, sync=sync)
+        rows.append(make_row(batch, rates(batch, secs)) | {"scan": "batch"})
+    if device.type == "cpu" and cfg.threads:
+        before, batch = torch.get_num_threads(), max(cfg.gan_batches)
+        try:
+            for t in cfg.threads:
+                torch.set_num_threads(t)
+                world.barrier()
+                secs = time_calls(lambda: sample(batch), warmup=1, repeats=cfg.repeats)
+                rows.append(make_row(batch, rates(batch, secs)) | {"scan": "threads", "threads": t})
+        finally:
+            torch.set_num_threads(before)
+    return rows
 
 
 def _generators(cfg: CaloThroughputConfig, device: torch.device) -> dict:
@@ -120,16 +156,17 @@ def _fidelity(samples: dict, energy_gev: float, geometry, work: Path) -> dict[st
     return out
 
 
-def matmul_peak_flops(n: int = 1024, repeats: int = 5) -> float:
-    """Peak float32 FLOP/s of this process' torch threads, measured on an n×n matmul (median of repeats)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    secs = time_calls(lambda: a @ b, warmup=2, repeats=repeats)
+def matmul_peak_flops(n: int = 1024, repeats: int = 5, device: torch.device = torch.device("cpu")) -> float:
+    """Peak float32 FLOP/s of an n×n matmul on ``device`` (median of repeats; this process' torch threads on CPU)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    secs = time_calls(lambda: a @ b, warmup=2, repeats=repeats, sync=sync)
     return 2.0 * n**3 / summarise(secs)["median"]
 
 
 def run_calo_throughput(cfg: CaloThroughputConfig, world, log=print) -> dict | None:
     """Measure every generator's samples/s with fidelity; rank 0 writes ``cfg.out`` and returns the result."""
-    device = torch.device("cpu")
+    device = resolve_device(cfg.device)
     gens, geometry = _generators(cfg, device)
     log(f"# throughput at fidelity | calo | {world.size} rank(s) × {torch.get_num_threads()} thread(s) | "
         f"energies {list(cfg.energies_gev)} GeV | {cfg.repeats} timed batches of ~{cfg.seconds:g} s after warm-up | "
@@ -149,15 +186,15 @@ def run_calo_throughput(cfg: CaloThroughputConfig, world, log=print) -> dict | N
                     n, secs = _time_mc(sim, energy, cfg)
                 else:
                     n = max(cfg.gan_batches)
-                    secs = time_calls(lambda: sim(np.full(n, energy)), warmup=1, repeats=cfg.repeats)
-                rows.append(_row(name, kind, energy, n, rates(n, secs), world, flops))
-        scan_energy = min(cfg.energies_gev, key=lambda e: abs(e - 100.0))
-        for batch in cfg.gan_batches:  # the GAN's batch-size dependence at one energy (the one nearest 100 GeV)
-            name, (_, sim, flops) = next((k, v) for k, v in gens.items() if v[0] == "gan")
-            world.barrier()
-            secs = time_calls(lambda: sim(np.full(batch, scan_energy)), warmup=1, repeats=cfg.repeats)
-            rows.append(_row(name, "gan", scan_energy, batch, rates(batch, secs), world, flops) | {"scan": "batch"})
-    peak = matmul_peak_flops()
+                    secs = time_calls(lambda: sim(np.full(n, energy)), warmup=1, repeats=cfg.repeats,
+                                      sync=torch.cuda.synchronize if device.type == "cuda" else None)
+                rows.append(_row(name, kind, energy, n, rates(n, secs), world, flops,
+                                 device.type if kind == "gan" else "cpu"))
+        scan_energy = min(cfg.energies_gev, key=lambda e: abs(e - 100.0))  # scans at the energy nearest 100 GeV
+        name, (_, sim, flops) = next((k, v) for k, v in gens.items() if v[0] == "gan")
+        rows += gan_scans(name, lambda b: sim(np.full(b, scan_energy)), flops, cfg, device, world,
+                          lambda b, r: _row(name, "gan", scan_energy, b, r, world, flops, device.type))
+    peak = matmul_peak_flops(device=device)  # the GAN's device
     if world.rank != 0:
         return None
     for row in rows:
@@ -170,6 +207,7 @@ def run_calo_throughput(cfg: CaloThroughputConfig, world, log=print) -> dict | N
               "gan_batches": list(cfg.gan_batches), "seconds": cfg.seconds, "repeats": cfg.repeats,
               "fidelity_n": cfg.fidelity_n, "seed": cfg.seed, "checkpoint": str(cfg.checkpoint), "ranks": world.size,
               "threads_per_rank": torch.get_num_threads(), "matmul_peak_flops_per_s": peak,
+              "gan_device": str(device), "threads_scan": list(cfg.threads),
               "gflash_tune": "cascade", "fidelity_keys": {k: list(v) for k, v in FIDELITY_KEYS.items()},
               "fidelity_floor": {f"{e:g}": fid[FLOOR] for e, fid in fidelity_by_energy.items()}}
     result = make_result("throughput", config, rows, host=host_info(), literature=LITERATURE)
@@ -179,11 +217,11 @@ def run_calo_throughput(cfg: CaloThroughputConfig, world, log=print) -> dict | N
     return result
 
 
-def _row(name, kind, energy, batch, per_rank_rates, world, flops) -> dict:
+def _row(name, kind, energy, batch, per_rank_rates, world, flops, device_type="cpu") -> dict:
     # aggregate throughput of the job: each timed repetition summed over ranks (they ran at the same time)
     total = [sum(world.allreduce_sum([r])) for r in per_rank_rates] if world.size > 1 else per_rank_rates
     row = {"generator": name, "kind_of_generator": kind, "energy_gev": float(energy), "batch": int(batch),
-           "device": "cpu", "samples_per_s": summarise(total)}
+           "device": device_type, "samples_per_s": summarise(total)}
     if flops:
         row["flops_per_sample"] = int(flops)
     return row
@@ -191,7 +229,7 @@ def _row(name, kind, energy, batch, per_rank_rates, world, flops) -> dict:
 
 def headline(result: dict) -> list[str]:
     """'Speed-up at fidelity' lines: every generator against the reference at each energy (energy-scan rows)."""
-    rows = [r for r in result["rows"] if r.get("scan") != "batch"]
+    rows = [r for r in result["rows"] if not r.get("scan")]
     ref = {r["energy_gev"]: r["samples_per_s"]["median"] for r in rows if r["generator"] == result["config"]["reference"]}
     lines = [f"{'generator':<22} {'E GeV':>6} {'samples/s':>11} {'× ' + result['config']['reference']:>11} "
              f"{'S(sf)':>7} {'S(long)':>8} {'W1 depth mm':>11}"]

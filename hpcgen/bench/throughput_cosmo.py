@@ -36,7 +36,7 @@ import torch
 
 from hpcgen.bench.harness import rates, time_calls
 from hpcgen.bench.results import host_info, make_result, write_result
-from hpcgen.bench.throughput import _row, matmul_peak_flops
+from hpcgen.bench.throughput import _row, gan_scans, matmul_peak_flops, resolve_device
 from hpcgen.errors import UserError
 from hpcgen.seeding import stream
 
@@ -66,6 +66,8 @@ class CosmoThroughputConfig:
     pm_particles_side: int = 64  # PMConfig.n_particles_side
     pm_steps: int = 20  # PMConfig.n_steps
     gan_batches: tuple[int, ...] = (1, 4, 16, 64)
+    device: str = "auto"  # the GAN's device: auto (a GPU if torch sees one) | cpu | cuda; the Monte Carlos run on CPU
+    threads: tuple[int, ...] = ()  # CPU thread counts to scan the GAN over (at its largest batch); () = no scan
     seconds: float = 1.0  # target length of one timed batch
     repeats: int = 3
     fidelity_n: int = 16  # maps per generator for the fidelity (PM: ~2 s per map at 64³ on one CPU core)
@@ -78,6 +80,10 @@ class CosmoThroughputConfig:
             raise UserError(f"--pm-particles-side: expected >= 4 particles per side, got {self.pm_particles_side}")
         if self.pm_steps < 1:
             raise UserError(f"--pm-steps: expected >= 1 kick-drift-kick steps, got {self.pm_steps}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise UserError(f"--device: expected auto, cpu or cuda, got {self.device!r}")
+        if any(t < 1 for t in self.threads):
+            raise UserError(f"--threads: expected thread counts >= 1, got {list(self.threads)}")
         if not self.gan_batches or min(self.gan_batches) < 1:
             raise UserError(f"--gan-batches: expected batch sizes >= 1, got {list(self.gan_batches)}")
         if not self.seconds > 0 or self.repeats < 1:
@@ -218,7 +224,7 @@ def _fidelity(gens: dict, cfg: CosmoThroughputConfig, spec, work: Path, log) -> 
 
 def run_cosmo_throughput(cfg: CosmoThroughputConfig, world, log=print) -> dict | None:
     """Measure every generator's maps/s with fidelity; rank 0 writes ``cfg.out`` and returns the result."""
-    device = torch.device("cpu")
+    device = resolve_device(cfg.device)
     gens, spec, pm, meta = _generators(cfg, device, world.rank)
     log(f"# throughput at fidelity | cosmo | {world.size} rank(s) × {torch.get_num_threads()} thread(s) | "
         f"{spec.pixels}² maps over {spec.field_deg:g}°, z_s {spec.z_source:g} | PM {pm.n_particles_side}³ × "
@@ -237,14 +243,13 @@ def run_cosmo_throughput(cfg: CosmoThroughputConfig, world, log=print) -> dict |
             n, secs = _time_mc(make, rng, cfg, spec.pixels)
         else:
             n = max(cfg.gan_batches)
-            secs = time_calls(lambda make=make, n=n: make(n, rng), warmup=1, repeats=cfg.repeats)
-        rows.append(_cosmo_row(name, kind, n, rates(n, secs), world, flops))
+            secs = time_calls(lambda make=make, n=n: make(n, rng), warmup=1, repeats=cfg.repeats,
+                              sync=torch.cuda.synchronize if device.type == "cuda" else None)
+        rows.append(_cosmo_row(name, kind, n, rates(n, secs), world, flops, device.type if kind == "gan" else "cpu"))
     _, make_gan, gan_flops = gens[gan_name]
-    for batch in cfg.gan_batches:  # the GAN's batch-size dependence
-        world.barrier()
-        secs = time_calls(lambda batch=batch: make_gan(batch, rng), warmup=1, repeats=cfg.repeats)
-        rows.append(_cosmo_row(gan_name, "gan", batch, rates(batch, secs), world, gan_flops) | {"scan": "batch"})
-    peak = matmul_peak_flops()
+    rows += gan_scans(gan_name, lambda b: make_gan(b, rng), gan_flops, cfg, device, world,
+                      lambda b, r: _cosmo_row(gan_name, "gan", b, r, world, gan_flops, device.type))
+    peak = matmul_peak_flops(device=device)  # the GAN's device
     if world.rank != 0:
         return None
     for row in rows:
@@ -261,7 +266,8 @@ def run_cosmo_throughput(cfg: CosmoThroughputConfig, world, log=print) -> dict |
                      "n_steps": pm.n_steps, "a_start": pm.a_start, "maps_per_realisation": pm.maps_per_realisation},
               "gan_batches": list(cfg.gan_batches), "seconds": cfg.seconds, "repeats": cfg.repeats, "seed": cfg.seed,
               "checkpoint": str(cfg.checkpoint), "ranks": world.size, "threads_per_rank": torch.get_num_threads(),
-              "matmul_peak_flops_per_s": peak, "fidelity_keys": FIDELITY_KEYS, "fidelity_floor": floor}
+              "matmul_peak_flops_per_s": peak, "fidelity_keys": FIDELITY_KEYS, "fidelity_floor": floor,
+              "gan_device": str(device), "threads_scan": list(cfg.threads)}
     result = make_result("throughput", config, rows, host=host_info(), literature=LITERATURE)
     write_result(cfg.out, result)
     for line in headline(result):
@@ -269,8 +275,8 @@ def run_cosmo_throughput(cfg: CosmoThroughputConfig, world, log=print) -> dict |
     return result
 
 
-def _cosmo_row(name, kind, batch, per_rank_rates, world, flops) -> dict:
-    row = _row(name, kind, 0.0, batch, per_rank_rates, world, flops)  # the calorimeter row, summed over ranks
+def _cosmo_row(name, kind, batch, per_rank_rates, world, flops, device_type="cpu") -> dict:
+    row = _row(name, kind, 0.0, batch, per_rank_rates, world, flops, device_type)  # the calo row, summed over ranks
     row["energy_gev"] = None  # maps have no primary energy
     return row
 
@@ -281,7 +287,7 @@ def _fmt(x, spec: str) -> str:
 
 def headline(result: dict) -> list[str]:
     """'Speed-up at fidelity' lines: every generator against the reference (main rows), then the fidelity floor."""
-    rows = [r for r in result["rows"] if r.get("scan") != "batch"]
+    rows = [r for r in result["rows"] if not r.get("scan")]
     ref_name = result["config"]["reference"]
     ref = next(r["samples_per_s"]["median"] for r in rows if r["generator"] == ref_name)
     lines = [(f"{'generator':<22} {'batch':>6} {'maps/s':>11} {'× ' + ref_name:>11} {'max|ΔC/C|':>10} "
