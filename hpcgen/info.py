@@ -75,9 +75,7 @@ def collect_info() -> dict[str, str]:
 
 
 def _fused_ops_status() -> str:
-    if importlib.util.find_spec("hpcgen.ops") is None:
-        return "not built (pure-torch reference only)"
-    from hpcgen import ops  # pragma: no cover - arrives with the fused-kernel work
+    from hpcgen import ops
 
     return ops.status()
 

@@ -69,6 +69,17 @@ def write_small_cosmo(path: Path, n: int = 16, size: int = 32, seed: int = 0) ->
     return write_cosmo_file(path, kappa, cosmo_attrs("test-gaussian", COSMOGAN_COSMOLOGY, 1.0, 3.5, size, seed))
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny torch work (PM steps, small GANs) is dominated by thread hand-offs on a shared machine: use one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def require_ops() -> None:
     """Skip when the compiled fused-op library is not live, unless HPCGEN_REQUIRE_OPS is set (not empty, not 0)."""
     from hpcgen.ops import library

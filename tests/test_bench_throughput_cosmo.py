@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from hpcgen.bench.results import check_result
 from hpcgen.bench.throughput_cosmo import FIDELITY_KEYS, CosmoThroughputConfig, headline, run_cosmo_throughput
@@ -26,13 +25,7 @@ def _train(tmp: Path, domain: str) -> Path:
     return run
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny PM steps are dominated by thread hand-offs on a shared machine: time them on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,7 @@ from hpcgen.sim.pm_nbody import ParticleMesh, evolve, particle_lattice, zeldovic
 PARAMS = CosmologyParams()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def mesh_modes(delta: torch.Tensor, box: float) -> tuple[np.ndarray, np.ndarray]:

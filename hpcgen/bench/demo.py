@@ -61,65 +61,78 @@ def run_demo(cfg: DemoConfig, world, log=print) -> Path:
         raise
 
 
-def _run_demo(cfg: DemoConfig, world, log) -> Path:
-    from hpcgen.config import EnergySpec, SimulateCaloConfig
-    from hpcgen.jobs.simulate_calo import simulate_calo
+class _Pipeline:
+    """What both demos share: timed steps with a barrier around each, a DDP training run, validation against the
+    reference Monte Carlo, and the closing report (rank 0 writes and prints)."""
 
-    s, out = cfg.sizes, Path(cfg.out)
-    t_start = time.perf_counter()
-    timings = {}
+    def __init__(self, world, log, out: Path):
+        self.world, self.log, self.out = world, log, out
+        self.t_start = time.perf_counter()
+        out.mkdir(parents=True, exist_ok=True)  # on every rank: each validates its output path
 
-    def step(name, fn):
-        world.barrier()
+    def step(self, name: str, fn):
+        self.world.barrier()
         t0 = time.perf_counter()
-        if world.rank == 0:
-            log(f"== {name}")
+        if self.world.rank == 0:
+            self.log(f"== {name}")
         result = fn()
-        world.barrier()
-        timings[name] = time.perf_counter() - t0
-        if world.rank == 0:
-            log(f"   {name}: {timings[name]:.1f} s")
+        self.world.barrier()
+        if self.world.rank == 0:
+            self.log(f"   {name}: {time.perf_counter() - t0:.1f} s")
         return result
 
-    out.mkdir(parents=True, exist_ok=True)  # on every rank: each validates its output path
-    for gen in ("cascade", "gflash"):
-        sim_cfg = SimulateCaloConfig(generator=gen, n=s["n"], energy=EnergySpec.parse(s["energies"]), seed=cfg.seed,
-                                     out=out / f"{gen}.h5", overwrite=True, progress=False,
-                                     gflash_tune="cascade" if gen == "gflash" else None)
-        step(f"simulate {gen}: {s['n']} showers at {s['energies']} GeV on {world.size} ranks",
-             lambda c=sim_cfg: simulate_calo(c, world))
-    run_dir = out / "run"
-    step("train 3DGAN (DDP)", lambda: _train(cfg, world, run_dir, out / "gflash.h5", log))
-    step(f"generate {s['gan_n']} GAN showers", lambda: _generate(cfg, world, run_dir, out / "gan.h5"))
-    if world.rank == 0:
-        step_validate = _validate(out)
-    else:
-        step_validate = None
-    world.barrier()
+    def train(self, tcfg) -> dict:
+        from hpcgen.dist.engine import make_engine
+        from hpcgen.train.loop import open_training_data, train
+
+        opened = open_training_data(tcfg)
+        engine = make_engine("ddp", device="cpu", timeout_s=300.0)
+        try:
+            return train(tcfg, engine, opened)
+        finally:
+            engine.close()
+
+    def validate(self, validate_files, reference: str, tests: tuple[str, ...]) -> list[Path]:
+        reports = []
+        if self.world.rank == 0:
+            for test in tests:
+                validate_files(self.out / f"{reference}.h5", self.out / f"{test}.h5", self.out / f"validation_{test}")
+                reports.append(self.out / f"validation_{test}" / "report.md")
+        self.world.barrier()
+        return reports
+
+    def finish(self, result: dict | None, headline, reports: list[Path]) -> Path:
+        report = self.out / "report" / "report.md"
+        if self.world.rank == 0:
+            from hpcgen.bench.report import render_report
+
+            render_report([self.out / "throughput.json"], self.out / "report")
+            self.log("")
+            for line in headline(result):
+                self.log(line)
+            self.log(f"validation: {', '.join(str(p) for p in reports)}")
+            self.log(f"report: {report}  (demo wall time {time.perf_counter() - self.t_start:.0f} s on "
+                     f"{self.world.size} ranks)")
+        return report
+
+
+def _run_demo(cfg: DemoConfig, world, log) -> Path:
     from hpcgen.bench.throughput import CaloThroughputConfig, headline, run_calo_throughput
+    from hpcgen.config import EnergySpec, SimulateCaloConfig, TrainConfig
+    from hpcgen.jobs.generate import GenerateConfig, generate
+    from hpcgen.jobs.simulate_calo import simulate_calo
+    from hpcgen.jobs.validate_files import validate_calo_files
 
-    tp_cfg = CaloThroughputConfig(out=out / "throughput.json", checkpoint=run_dir, energies_gev=s["tp_energies"],
-                                  gan_batches=s["gan_batches"], seconds=s["seconds"], repeats=s["repeats"],
-                                  fidelity_n=s["fidelity_n"], seed=cfg.seed)
-    result = step("throughput at fidelity", lambda: run_calo_throughput(tp_cfg, world, log=lambda line: None))
-    report = out / "report" / "report.md"
-    if world.rank == 0:
-        from hpcgen.bench.report import render_report
-
-        render_report([out / "throughput.json"], out / "report")
-        log("")
-        for line in headline(result):
-            log(line)
-        log(f"validation: {', '.join(str(p) for p in step_validate)}")
-        log(f"report: {report}  (demo wall time {time.perf_counter() - t_start:.0f} s on {world.size} ranks)")
-    return report
-
-
-def _train(cfg: DemoConfig, world, run_dir: Path, data: Path, log) -> None:
-    from hpcgen.config import TrainConfig
-    from hpcgen.dist.engine import make_engine
-    from hpcgen.train.loop import open_training_data, train
-
+    s, out = cfg.sizes, Path(cfg.out)
+    pipe = _Pipeline(world, log, out)
+    energy = EnergySpec.parse(s["energies"])
+    for gen in ("cascade", "gflash"):
+        sim_cfg = SimulateCaloConfig(generator=gen, n=s["n"], energy=energy, seed=cfg.seed, out=out / f"{gen}.h5",
+                                     overwrite=True, progress=False, gflash_tune="cascade" if gen == "gflash" else None)
+        pipe.step(f"simulate {gen}: {s['n']} showers at {s['energies']} GeV on {world.size} ranks",
+                  lambda c=sim_cfg: simulate_calo(c, world))
+    run_dir = out / "run"
+    # Fine-tune the shipped checkpoint when it can be resumed (it was written by 2 ranks), else train from scratch.
     fine_tune = world.size == 2 and (SHIPPED_CHECKPOINT / "checkpoint.pt").exists()
     if world.rank == 0:
         if run_dir.exists():
@@ -127,39 +140,23 @@ def _train(cfg: DemoConfig, world, run_dir: Path, data: Path, log) -> None:
         if fine_tune:
             shutil.copytree(SHIPPED_CHECKPOINT, run_dir)
     world.barrier()
-    start = 500 if fine_tune else 0
-    tcfg = TrainConfig(domain="calo", data=data, out=run_dir, engine="ddp", batch_size=8 if fine_tune else 4,
-                       steps=start + cfg.sizes["steps"], resume=fine_tune, seed=cfg.seed, progress=False,
-                       checkpoint_every=10**6)
-    opened = open_training_data(tcfg)
-    engine = make_engine("ddp", device="cpu", timeout_s=300.0)
-    try:
-        last = train(tcfg, engine, opened)
-    finally:
-        engine.close()
+    tcfg = TrainConfig(domain="calo", data=out / "gflash.h5", out=run_dir, engine="ddp",
+                       batch_size=8 if fine_tune else 4, steps=(500 if fine_tune else 0) + s["steps"],
+                       resume=fine_tune, seed=cfg.seed, progress=False, checkpoint_every=10**6)
+    last = pipe.step("train 3DGAN (DDP)", lambda: pipe.train(tcfg))
     if world.rank == 0:
         how = f"fine-tuned the shipped checkpoint {SHIPPED_CHECKPOINT.name} from step 500" if fine_tune else "from scratch"
         log(f"   {how} to step {last['step']}: {last.get('samples_per_s_total', float('nan')):.2f} samples/s on "
             f"{world.size} ranks")
-
-
-def _generate(cfg: DemoConfig, world, run_dir: Path, dst: Path) -> None:
-    from hpcgen.config import EnergySpec
-    from hpcgen.jobs.generate import GenerateConfig, generate
-
-    generate(GenerateConfig(checkpoint=run_dir, n=cfg.sizes["gan_n"], out=dst,
-                            energy=EnergySpec.parse(cfg.sizes["energies"]), seed=cfg.seed, overwrite=True,
-                            progress=False), world)
-
-
-def _validate(out: Path) -> list[Path]:
-    from hpcgen.jobs.validate_files import validate_calo_files
-
-    reports = []
-    for test in ("gflash", "gan"):
-        validate_calo_files(out / "cascade.h5", out / f"{test}.h5", out / f"validation_{test}")
-        reports.append(out / f"validation_{test}" / "report.md")
-    return reports
+    pipe.step(f"generate {s['gan_n']} GAN showers", lambda: generate(
+        GenerateConfig(checkpoint=run_dir, n=s["gan_n"], out=out / "gan.h5", energy=energy, seed=cfg.seed,
+                       overwrite=True, progress=False), world))
+    reports = pipe.validate(validate_calo_files, "cascade", ("gflash", "gan"))
+    tp_cfg = CaloThroughputConfig(out=out / "throughput.json", checkpoint=run_dir, energies_gev=s["tp_energies"],
+                                  gan_batches=s["gan_batches"], seconds=s["seconds"], repeats=s["repeats"],
+                                  fidelity_n=s["fidelity_n"], seed=cfg.seed)
+    result = pipe.step("throughput at fidelity", lambda: run_calo_throughput(tp_cfg, world, log=lambda line: None))
+    return pipe.finish(result, headline, reports)
 
 
 def check_domain(domain: str) -> None:
@@ -179,80 +176,40 @@ def _run_demo_cosmo(cfg: DemoConfig, world, log) -> Path:
     """The κ-map pipeline: PM (reference) and lognormal maps, CosmoGAN trained from scratch on the lognormal set
     (no trained CosmoGAN ships with hpcgen, and minutes of CPU cannot train one: its fidelity numbers say so),
     generation, validation against PM, throughput at fidelity and the report."""
+    from hpcgen.bench.throughput_cosmo import CosmoThroughputConfig, headline, run_cosmo_throughput
     from hpcgen.config import TrainConfig
-    from hpcgen.dist.engine import make_engine
     from hpcgen.jobs.generate import GenerateConfig, generate
     from hpcgen.jobs.simulate_cosmo import SimulateCosmoConfig, simulate_cosmo
+    from hpcgen.jobs.validate_files import validate_cosmo_files
     from hpcgen.sim.cosmo_pm import PMConfig, check_pm_config
     from hpcgen.sim.cosmo_spec import CosmoMapSpec
-    from hpcgen.train.loop import open_training_data, train
 
     s, out = COSMO_SIZES[cfg.tiny], Path(cfg.out)
-    t_start = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-
-    def step(name, fn):
-        world.barrier()
-        t0 = time.perf_counter()
-        if world.rank == 0:
-            log(f"== {name}")
-        result = fn()
-        world.barrier()
-        if world.rank == 0:
-            log(f"   {name}: {time.perf_counter() - t0:.1f} s")
-        return result
-
+    pipe = _Pipeline(world, log, out)
     spec = CosmoMapSpec(pixels=s["pixels"])
     pm = PMConfig(n_particles_side=s["particles"])
     check_pm_config(spec, pm)
     for gen, n, pm_cfg in (("pm", s["n_pm"], pm), ("lognormal", s["n_lognormal"], None)):
         sim = SimulateCosmoConfig(generator=gen, n=n, seed=cfg.seed, out=out / f"{gen}.h5", spec=spec, pm=pm_cfg,
                                   overwrite=True, progress=False)
-        step(f"simulate {gen}: {n} maps of {s['pixels']}² on {world.size} ranks", lambda c=sim: simulate_cosmo(c, world))
+        pipe.step(f"simulate {gen}: {n} maps of {s['pixels']}² on {world.size} ranks",
+                  lambda c=sim: simulate_cosmo(c, world))
     run_dir = out / "run"
     if world.rank == 0 and run_dir.exists():
         shutil.rmtree(run_dir)
     world.barrier()
     tcfg = TrainConfig(domain="cosmo", data=out / "lognormal.h5", out=run_dir, engine="ddp", batch_size=4,
                        steps=s["steps"], seed=cfg.seed, progress=False, checkpoint_every=10**6)
-
-    def _train():
-        opened = open_training_data(tcfg)
-        engine = make_engine("ddp", device="cpu", timeout_s=300.0)
-        try:
-            last = train(tcfg, engine, opened)
-        finally:
-            engine.close()
-        if world.rank == 0:
-            log(f"   trained CosmoGAN from scratch to step {last['step']}: "
-                f"{last.get('samples_per_s_total', float('nan')):.2f} samples/s on {world.size} ranks")
-
-    step("train CosmoGAN (DDP)", _train)
-    step(f"generate {s['gan_n']} GAN maps", lambda: generate(
+    last = pipe.step("train CosmoGAN (DDP)", lambda: pipe.train(tcfg))
+    if world.rank == 0:
+        log(f"   trained CosmoGAN from scratch to step {last['step']}: "
+            f"{last.get('samples_per_s_total', float('nan')):.2f} samples/s on {world.size} ranks")
+    pipe.step(f"generate {s['gan_n']} GAN maps", lambda: generate(
         GenerateConfig(checkpoint=run_dir, n=s["gan_n"], out=out / "gan.h5", seed=cfg.seed, overwrite=True,
                        progress=False), world))
-    reports = []
-    if world.rank == 0:
-        from hpcgen.jobs.validate_files import validate_cosmo_files
-
-        for test in ("lognormal", "gan"):
-            validate_cosmo_files(out / "pm.h5", out / f"{test}.h5", out / f"validation_{test}")
-            reports.append(out / f"validation_{test}" / "report.md")
-    world.barrier()
-    from hpcgen.bench.throughput_cosmo import CosmoThroughputConfig, headline, run_cosmo_throughput
-
+    reports = pipe.validate(validate_cosmo_files, "pm", ("lognormal", "gan"))
     tp = CosmoThroughputConfig(out=out / "throughput.json", checkpoint=run_dir, pm_particles_side=s["particles"],
                                gan_batches=s["gan_batches"], seconds=s["seconds"], repeats=s["repeats"],
                                fidelity_n=s["fidelity_n"], seed=cfg.seed)
-    result = step("throughput at fidelity", lambda: run_cosmo_throughput(tp, world, log=lambda line: None))
-    report = out / "report" / "report.md"
-    if world.rank == 0:
-        from hpcgen.bench.report import render_report
-
-        render_report([out / "throughput.json"], out / "report")
-        log("")
-        for line in headline(result):
-            log(line)
-        log(f"validation: {', '.join(str(p) for p in reports)}")
-        log(f"report: {report}  (demo wall time {time.perf_counter() - t_start:.0f} s on {world.size} ranks)")
-    return report
+    result = pipe.step("throughput at fidelity", lambda: run_cosmo_throughput(tp, world, log=lambda line: None))
+    return pipe.finish(result, headline, reports)

@@ -35,3 +35,18 @@ def time_calls(fn: Callable[[], object], warmup: int, repeats: int, clock: Calla
 def rates(counts_per_call: float, seconds: list[float]) -> list[float]:
     """Items per second of each timed call that processed ``counts_per_call`` items."""
     return [counts_per_call / s for s in seconds]
+
+
+def sized_batch(run: Callable[[int], object], seconds: float, max_n: int = 1 << 16) -> int:
+    """Batch size whose call of ``run(n)`` takes about ``seconds``: one warm-up call (JIT, cached tables), then
+    untimed calls doubling n until one takes a tenth of the target, extrapolated linearly; at least 1."""
+    run(1)
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        run(n)
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds / 10 or n >= max_n:
+            break
+        n *= 2
+    return min(max_n, max(1, round(seconds * n / max(elapsed, 1e-9))))

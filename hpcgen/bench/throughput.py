@@ -17,14 +17,14 @@ Anchors from the literature (CaloGAN, 3DGAN, Geant4 cost; shared/REFERENCE.md §
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from hpcgen.bench.harness import rates, time_calls
+from hpcgen.bench.harness import rates, sized_batch, time_calls
 from hpcgen.bench.results import host_info, make_result, summarise, write_result
 from hpcgen.errors import UserError
 from hpcgen.seeding import stream
@@ -84,7 +84,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device: cuda requested but torch sees no GPU here")
     if name in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda", int(__import__("os").environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
     return torch.device("cpu")
 
 
@@ -132,10 +132,7 @@ def _generators(cfg: CaloThroughputConfig, device: torch.device) -> dict:
 
 
 def _time_mc(simulate, energy_gev: float, cfg: CaloThroughputConfig) -> tuple[int, list[float]]:
-    simulate(np.full(1, energy_gev))  # warm-up: numba JIT on first use
-    t0 = time.perf_counter()
-    simulate(np.full(4, energy_gev))  # untimed, sizes the timed batch to cfg.seconds
-    n = max(2, int(cfg.seconds * 4 / (time.perf_counter() - t0)))
+    n = sized_batch(lambda k: simulate(np.full(k, energy_gev)), cfg.seconds)
     return n, time_calls(lambda: simulate(np.full(n, energy_gev)), warmup=0, repeats=cfg.repeats)
 
 

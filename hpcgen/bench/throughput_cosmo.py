@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpcgen.bench.harness import rates, time_calls
+from hpcgen.bench.harness import rates, sized_batch, time_calls
 from hpcgen.bench.results import host_info, make_result, write_result
 from hpcgen.bench.throughput import _row, gan_scans, matmul_peak_flops, resolve_device
 from hpcgen.errors import UserError
@@ -174,17 +174,8 @@ def _generators(cfg: CosmoThroughputConfig, device: torch.device, rank: int):
 
 
 def _time_mc(make, rng, cfg: CosmoThroughputConfig, pixels: int) -> tuple[int, list[float]]:
-    make(1, rng)  # warm-up: pyccl tables, the lognormal model (cached), first torch calls
-    n, elapsed = 1, 0.0
-    while True:  # untimed sizing batch: doubles until it takes a tenth of the target (one PM map usually does)
-        t0 = time.perf_counter()
-        make(n, rng)
-        elapsed = time.perf_counter() - t0
-        if elapsed >= cfg.seconds / 10 or n >= 1 << 16:
-            break
-        n *= 2
-    cap = max(1, _MAX_BATCH_BYTES // (4 * pixels * pixels))
-    n = min(cap, max(1, round(cfg.seconds * n / max(elapsed, 1e-9))))
+    # warm-up inside sized_batch covers pyccl tables, the cached lognormal model and the first torch calls
+    n = sized_batch(lambda k: make(k, rng), cfg.seconds, max_n=max(1, _MAX_BATCH_BYTES // (4 * pixels * pixels)))
     return n, time_calls(lambda: make(n, rng), warmup=0, repeats=cfg.repeats)
 
 
