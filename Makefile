@@ -7,7 +7,7 @@ HVD_STAMP := $(VENV)/.hpcgen-horovod
 OPS_LIB := hpcgen/ops/_hpcgen_ops.so
 OPS_SRC := CMakeLists.txt scripts/build-ops.sh $(wildcard csrc/*.cpp csrc/*.h csrc/*.cu)
 
-.PHONY: setup ops cuda-check horovod demo test test-fast bench bench-kernels clean
+.PHONY: setup ops cuda-check horovod demo test test-fast bench bench-kernels jobscripts slurm-up slurm-down clean
 
 $(STAMP): pyproject.toml scripts/setup-venv.sh
 	VENV=$(VENV) scripts/setup-venv.sh
@@ -52,6 +52,17 @@ bench: setup horovod
 
 bench-kernels: setup
 	$(PY) benchmarks/bench_fused_ops.py
+
+# Re-render jobscripts/<system>/ after a profile or renderer change (tests/test_slurm_render.py checks them)
+jobscripts: setup
+	$(PY) jobscripts/render_examples.py
+
+# A single-host Slurm for the submission tests and for trying `hpcgen submit local` (root; scripts/local-slurm.sh)
+slurm-up:
+	scripts/local-slurm.sh start
+
+slurm-down:
+	scripts/local-slurm.sh stop
 
 clean:
 	rm -rf demo-out .pytest_cache build $(OPS_LIB)

@@ -35,6 +35,7 @@ def _add_simulate(sub) -> None:
                    help="GFlash parameter set: literature (paper values, default) or cascade (tuned to the detailed cascade)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output and its shards")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.add_argument("--shard", default=None, metavar="K/M", help=_SHARD_HELP)
     k = dom.add_parser("cosmo", help="weak-lensing convergence maps (hpcgen.cosmo/1)")
     k.add_argument("--generator", required=True, help="pm (particle-mesh N-body + Born lensing) | lognormal")
     k.add_argument("--n", type=int, required=True, help="total number of maps over all ranks")
@@ -55,6 +56,26 @@ def _add_simulate(sub) -> None:
     k.add_argument("--chunk", type=int, default=0, help="maps per chunk and rank (0 = generator default)")
     k.add_argument("--overwrite", action="store_true", help="replace an existing output and its shards")
     k.add_argument("--no-progress", action="store_true", help="no progress bar")
+    k.add_argument("--shard", default=None, metavar="K/M", help=_SHARD_HELP)
+
+
+_SHARD_HELP = ("write only shard K of M (0-based) as one process, exactly what rank K of an M-rank run writes "
+               "(one Slurm array task each); then `hpcgen merge OUT --shards M`")
+
+
+def _add_merge(sub) -> None:
+    p = sub.add_parser("merge", help="merge the shards of a --shard K/M run into one file (HDF5 virtual datasets)")
+    p.add_argument("out", type=Path, help="the --out of the shard runs; shards NAME.r<k>.h5 lie beside it")
+    p.add_argument("--shards", type=int, required=True, help="number of shards M")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing merged file")
+
+
+def _shard(args: argparse.Namespace):
+    if args.shard is None:
+        return None
+    from hpcgen.data.sharded import ShardSlot
+
+    return ShardSlot.parse(args.shard)
 
 
 def _simulate_cosmo(args: argparse.Namespace) -> int:
@@ -78,8 +99,9 @@ def _simulate_cosmo(args: argparse.Namespace) -> int:
             pm = replace(pm, box_mpc=args.box_mpc)
         check_pm_config(spec, pm)
     cfg = SimulateCosmoConfig(generator=args.generator, n=args.n, seed=args.seed, out=args.out, spec=spec, pm=pm,
-                              chunk=args.chunk, overwrite=args.overwrite, progress=_progress(args))
-    return _run_on_world(lambda w: simulate_cosmo(cfg, w), f"{cfg.n} {cfg.generator} maps")
+                              chunk=args.chunk, overwrite=args.overwrite, progress=_progress(args),
+                              shard=_shard(args))
+    return _run_on_world(lambda w: simulate_cosmo(cfg, w), f"{cfg.n} {cfg.generator} maps", cfg.shard)
 
 
 def _add_validate(sub) -> None:
@@ -114,7 +136,9 @@ def _add_train(sub) -> None:
     p.add_argument("--steps", type=int, default=0, help="optimisation steps (or give --epochs)")
     p.add_argument("--epochs", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="run directory: checkpoint.pt, metrics.jsonl, config.json")
-    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
+    p.add_argument("--resume", nargs="?", const="yes", default="no", choices=("yes", "auto"),
+                   help="continue the checkpoint in --out exactly; `--resume auto` continues it when there is one and "
+                        "starts fresh otherwise (what a requeued Slurm job wants)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (also at the end)")
     p.add_argument("--lr-scaling", default="none", help="none | linear (lr × ranks, with --warmup-steps)")
@@ -197,6 +221,64 @@ def _add_bench(sub) -> None:
     k.add_argument("--device", default="cpu", help="cpu | cuda")
 
 
+def _add_job_flags(p) -> None:
+    """Flags shared by `jobscript` and `submit`: the sbatch resources and site fields (default: the profile's)."""
+    g = p.add_argument_group("job (defaults from the system's profile, hpcgen/slurm/profiles/SYSTEM.toml)")
+    g.add_argument("--nodes", type=int, default=1)
+    g.add_argument("--gpus-per-node", type=int, default=None)
+    g.add_argument("--ntasks-per-node", type=int, default=None, help="ranks per node (default: one per GPU)")
+    g.add_argument("--cpus-per-task", type=int, default=None)
+    g.add_argument("--time", default=None, help="wall-clock limit HH:MM:SS or D-HH:MM:SS")
+    g.add_argument("--account", default=None)
+    g.add_argument("--partition", default=None)
+    g.add_argument("--qos", default=None)
+    g.add_argument("--constraint", default=None)
+    g.add_argument("--engine", default=None, help="train only: ddp | horovod (default ddp)")
+    g.add_argument("--job-name", default=None)
+    g.add_argument("--workdir", type=Path, default=None, help="the job's working directory (sbatch --chdir)")
+    g.add_argument("--venv", default=None,
+                   help="virtual environment the job activates (default: the one running this command, if any)")
+    g.add_argument("--no-venv", action="store_true", help="activate no virtual environment (hpcgen is on PATH)")
+    g.add_argument("--module", action="append", default=None, help="`module load` this (repeat; replaces the profile's)")
+    g.add_argument("--output", default=None, help="log file pattern (default %%x-%%j.out, e.g. hpcgen-train-1234.out)")
+    g.add_argument("--array", type=int, default=0,
+                   help="simulate only: an array job of N tasks, task k writing shard k/N (then `hpcgen merge`)")
+    g.add_argument("--no-requeue", action="store_true",
+                   help="train: do not ask for the preemption signal and requeue (default: --signal=B:USR1@GRACE --requeue)")
+    g.add_argument("--grace-s", type=int, default=None, help="seconds between the preemption signal and the end")
+    g.add_argument("--max-requeues", type=int, default=20)
+    q = p.add_argument_group("pipeline (`pipeline SYSTEM`: Monte Carlo array job -> train -> bench, each afterok)")
+    q.add_argument("--domain", default="calo", help="calo | cosmo")
+    q.add_argument("--generator", default="", help="Monte Carlo: gflash|cascade (calo), lognormal|pm (cosmo)")
+    q.add_argument("--n", type=int, default=1000, help="Monte Carlo samples in total")
+    q.add_argument("--shards", type=int, default=4, help="array tasks, one shard each")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--energy-gev", default="10:500", help="calo primary energies (as for simulate)")
+    q.add_argument("--pixels", type=int, default=64, help="cosmo map side")
+    q.add_argument("--steps", type=int, default=100, help="training steps")
+    q.add_argument("--batch-size", type=int, default=8, help="per rank")
+    q.add_argument("--fidelity-n", type=int, default=100, help="benchmark: samples per energy for the fidelity")
+    q.add_argument("--bench-seconds", type=float, default=2.0, help="benchmark: length of one timed batch")
+    q.add_argument("--bench-energies-gev", default="", help="benchmark energies (calo; default bench's own)")
+    q.add_argument("--sim-time", default="01:00:00", help="time limit of each array task")
+    q.add_argument("--bench-time", default="00:30:00", help="time limit of the benchmark job")
+
+
+def _add_slurm(sub) -> None:
+    j = sub.add_parser("jobscript", help="render an sbatch script for a system: jobscript SYSTEM [flags] -- VERB ARGS")
+    j.add_argument("system", help="local | generic | perlmutter | frontier | alps | juwels-booster (or: pipeline SYSTEM)")
+    j.add_argument("pipeline_system", nargs="?", default=None, help=argparse.SUPPRESS)
+    j.add_argument("--out", type=Path, default=None, help="write here (a directory for a pipeline) instead of stdout")
+    _add_job_flags(j)
+    s = sub.add_parser("submit", help="render and sbatch: submit SYSTEM [flags] -- VERB ARGS, or submit pipeline SYSTEM")
+    s.add_argument("system", help="local | generic | perlmutter | frontier | alps | juwels-booster (or: pipeline SYSTEM)")
+    s.add_argument("pipeline_system", nargs="?", default=None, help=argparse.SUPPRESS)
+    s.add_argument("--dependency", default=None, help="sbatch --dependency, e.g. afterok:1234")
+    s.add_argument("--script-dir", type=Path, default=Path("hpcgen-jobs"),
+                   help="where the rendered script is kept (default hpcgen-jobs/)")
+    _add_job_flags(s)
+
+
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="report.md + PNG plots from hpcgen.bench/1 result files alone")
     p.add_argument("results", type=Path, nargs="+", help="result JSON files")
@@ -275,9 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_validate(sub)
     _add_export(sub)
+    _add_merge(sub)
     _add_bench(sub)
     _add_report(sub)
     _add_demo(sub)
+    _add_slurm(sub)
     return parser
 
 
@@ -337,10 +421,10 @@ def _run(args: argparse.Namespace) -> int:
         cfg = SimulateCaloConfig(
             generator=args.generator, n=args.n, energy=EnergySpec.parse(args.energy_gev), seed=args.seed,
             out=args.out, chunk=args.chunk, overwrite=args.overwrite, progress=_progress(args), gflash_tune=args.gflash_tune,
-            geometry=geometry)
+            geometry=geometry, shard=_shard(args))
         from hpcgen.jobs.simulate_calo import simulate_calo
 
-        return _run_on_world(lambda w: simulate_calo(cfg, w), f"{cfg.n} {cfg.generator} showers")
+        return _run_on_world(lambda w: simulate_calo(cfg, w), f"{cfg.n} {cfg.generator} showers", cfg.shard)
     if args.verb == "validate" and args.domain == "cosmo":
         if args.max_maps < 0:
             raise UserError(f"--max-maps: expected >= 0, got {args.max_maps}")
@@ -360,6 +444,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote {args.out / 'report.md'} and metrics.json; separation powers: "
               + ", ".join(f"{k} {v:.3g}" for k, v in list(metrics["separation_power"].items())[:3]))
         return 0
+    if args.verb in ("jobscript", "submit"):
+        return _slurm(args)
+    if args.verb == "merge":
+        from hpcgen.data.sharded import merge_shards
+
+        out = merge_shards(args.out, args.shards, overwrite=args.overwrite)
+        print(f"wrote {out} (virtual datasets over {args.shards} shards)")
+        return 0
     if args.verb == "export":
         from hpcgen.data.calo_file import export_calochallenge
 
@@ -368,17 +460,111 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(args.verb)
 
 
+def _job_request(args: argparse.Namespace, command: tuple[str, ...]):
+    from hpcgen.slurm import JobRequest
+
+    venv = None
+    if not args.no_venv:
+        venv = args.venv or os.environ.get("VIRTUAL_ENV") or (sys.prefix if sys.prefix != sys.base_prefix else None)
+    workdir = None if args.workdir is None else str(args.workdir.absolute())
+    return JobRequest(
+        command=command, nodes=args.nodes, time=args.time, account=args.account, partition=args.partition,
+        qos=args.qos, constraint=args.constraint, gpus_per_node=args.gpus_per_node,
+        ntasks_per_node=args.ntasks_per_node, cpus_per_task=args.cpus_per_task, engine=args.engine,
+        job_name=args.job_name, workdir=workdir, venv=venv, modules=None if args.module is None else tuple(args.module),
+        output=args.output, array=args.array, requeue=not args.no_requeue, grace_s=args.grace_s,
+        max_requeues=args.max_requeues)
+
+
+def _slurm(args: argparse.Namespace) -> int:
+    """jobscript / submit: check everything (the system, the flags, the hpcgen command after --), then render and,
+    for submit, sbatch. Nothing is written or submitted when any check fails."""
+    from hpcgen.slurm import load_profile, render_job_script
+
+    pipeline = args.system == "pipeline"
+    system = args.pipeline_system if pipeline else args.system
+    if pipeline and not system:
+        raise UserError(f"{args.verb} pipeline: name the system, e.g. `hpcgen {args.verb} pipeline local`")
+    if not pipeline and args.pipeline_system:
+        raise UserError(f"{args.verb}: unexpected {args.pipeline_system!r} after the system; the hpcgen command "
+                        "goes after --")
+    profile = load_profile(system)
+    if pipeline:
+        if args.command:
+            raise UserError(f"{args.verb} pipeline: takes no command after --; it runs simulate, train and bench")
+        from hpcgen.slurm.pipeline import PipelineSpec, pipeline_jobs
+
+        spec = PipelineSpec(
+            workdir=(args.workdir or Path("hpcgen-pipeline")).absolute(), domain=args.domain,
+            generator=args.generator, n=args.n, shards=args.shards, seed=args.seed, energy_gev=args.energy_gev,
+            pixels=args.pixels, steps=args.steps, batch_size=args.batch_size, fidelity_n=args.fidelity_n,
+            bench_seconds=args.bench_seconds, bench_energies_gev=args.bench_energies_gev, sim_time=args.sim_time,
+            bench_time=args.bench_time)
+        train = _job_request(args, ())
+        if args.verb == "jobscript":
+            texts = [(name, render_job_script(profile, req)) for name, req in pipeline_jobs(profile, spec, train)]
+            if args.out is None:
+                for name, text in texts:
+                    print(f"# ===== {name}.sbatch =====\n{text}")
+                return 0
+            from hpcgen.slurm.submit import write_script
+
+            for name, text in texts:
+                print(f"wrote {write_script(text, args.out / f'{name}.sbatch')}")
+            return 0
+        from hpcgen.slurm.submit import submit_pipeline
+
+        for job in submit_pipeline(profile, spec, train, dependency=args.dependency):
+            after = f" (after {job.dependency})" if job.dependency else ""
+            print(f"submitted {job.name}: job {job.job_id}{after}; script {job.script}")
+        print(f"outputs under {spec.workdir} (logs/, run/, bench/, report/)")
+        return 0
+
+    if not args.command:
+        raise UserError(f"{args.verb} {system}: the hpcgen command is missing; put it after --, "
+                        f"e.g. `hpcgen {args.verb} {system} --nodes 1 -- train calo --data showers.h5 --out run --steps 100`")
+    if args.command[0] in ("jobscript", "submit"):
+        raise UserError(f"{args.verb}: the command after -- runs inside the job; it cannot be {args.command[0]}")
+    try:  # the command must parse as hpcgen's own, here and now, not in the queue hours later
+        build_parser().parse_args(list(args.command))
+    except UserError as exc:
+        raise UserError(f"the command after --: {exc}") from None
+    req = _job_request(args, tuple(args.command))
+    text = render_job_script(profile, req)
+    if args.verb == "jobscript":
+        if args.out is None:
+            sys.stdout.write(text)
+        else:
+            from hpcgen.slurm.submit import write_script
+
+            print(f"wrote {write_script(text, args.out)}")
+        return 0
+    import time
+
+    from hpcgen.slurm.submit import submit_job
+
+    name = req.job_name or "hpcgen-" + "-".join(w for w in args.command[:2] if not w.startswith("-"))
+    script = args.script_dir.absolute() / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.sbatch"
+    job = submit_job(profile, req, script, dependency=args.dependency)
+    print(job.job_id)
+    print(f"submitted job {job.job_id} to {system}; script {job.script}", file=sys.stderr)
+    return 0
+
+
 def _progress(args: argparse.Namespace) -> bool:
     return not (args.no_progress or os.environ.get("HPCGEN_NO_PROGRESS"))
 
 
-def _run_on_world(job, what: str) -> int:
+def _run_on_world(job, what: str, shard=None) -> int:
     """Run a sharded job over the MPI world (or one process) and report its output file on rank 0."""
     from hpcgen.dist.world import world
 
     w = world()
     out = job(w)
-    if w.rank == 0:
+    if shard is not None:
+        print(f"wrote {out} (shard {shard.index} of {shard.count} of {what}; merge with "
+              f"`hpcgen merge OUT --shards {shard.count}` when all are written)")
+    elif w.rank == 0:
         print(f"wrote {out} ({what} over {w.size} ranks)")
     return 0
 
@@ -388,7 +574,8 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         domain=args.domain, data=args.data, out=args.out, engine=args.engine, batch_size=args.batch_size,
-        steps=args.steps, epochs=args.epochs, seed=args.seed, resume=args.resume,
+        steps=args.steps, epochs=args.epochs, seed=args.seed,
+        resume={"no": False, "yes": True, "auto": "auto"}[args.resume],
         checkpoint_every=args.checkpoint_every, lr_scaling=args.lr_scaling, warmup_steps=args.warmup_steps,
         device=args.device, bf16=args.bf16, ops_impl=args.ops_impl, g_steps=args.g_steps, sigma8_conditioning=args.sigma8_conditioning,
         spectral_loss=args.spectral_loss, progress=_progress(args))
@@ -423,8 +610,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        command: list[str] = []
+        if argv[:1] in (["jobscript"], ["submit"]) and "--" in argv:  # jobscript/submit ... -- VERB ARGS
+            cut = argv.index("--")
+            argv, command = argv[:cut], argv[cut + 1:]
         args = build_parser().parse_args(argv)
+        args.command = command
         return _run(args)
     except UserError as exc:
         # Under MPI every rank sees the same bad input; one line from rank 0 is enough.

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hpcgen.errors import UserError
 from hpcgen.physics.calo_geometry import DEFAULT_GEOMETRY, SamplingCalorimeter
+
+if TYPE_CHECKING:
+    from hpcgen.data.sharded import ShardSlot
 
 # Primary energies the calorimeter generators accept (GFlash's fits and the cascade's cost both assume this).
 ENERGY_MIN_GEV, ENERGY_MAX_GEV = 1.0, 1000.0
@@ -82,6 +86,7 @@ class SimulateCaloConfig:
     progress: bool = True
     gflash_tune: str | None = None  # None = "literature" for gflash; not allowed for cascade
     geometry: SamplingCalorimeter = field(default=DEFAULT_GEOMETRY)
+    shard: ShardSlot | None = None  # write only this shard (a Slurm array task); merge later
 
     def __post_init__(self) -> None:
         from hpcgen.sim import CALO_GENERATORS
@@ -123,7 +128,7 @@ class TrainConfig:
     steps: int = 0  # exactly one of steps / epochs > 0
     epochs: int = 0
     seed: int = 0
-    resume: bool = False
+    resume: bool | str = False  # True, False or "auto" (continue a checkpoint when --out holds one)
     checkpoint_every: int = 100
     log_every: int = 1
     lr_scaling: str = "none"  # "linear": lr × world size, reached by a linear warm-up over warmup_steps
@@ -154,6 +159,8 @@ class TrainConfig:
             raise UserError(f"--batch-size: expected >= 1 (per rank), got {self.batch_size}")
         if (self.steps > 0) == (self.epochs > 0) or self.steps < 0 or self.epochs < 0:
             raise UserError(f"--steps / --epochs: give exactly one, > 0 (got steps={self.steps}, epochs={self.epochs})")
+        if self.resume not in (True, False, "auto"):
+            raise UserError(f"--resume: expected nothing or auto, got {self.resume!r}")
         if self.checkpoint_every < 1:
             raise UserError(f"--checkpoint-every: expected >= 1, got {self.checkpoint_every}")
         if self.lr_scaling not in LR_SCALINGS:

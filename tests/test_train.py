@@ -173,6 +173,20 @@ def test_existing_run_is_not_overwritten_and_resume_needs_a_checkpoint(tmp_path,
     assert fresh.returncode == 2 and "no checkpoint.pt to resume from" in fresh.stderr
 
 
+def test_resume_auto_starts_fresh_then_continues(tmp_path, calo_data):
+    """`--resume auto` (what job scripts pass): no checkpoint → a new run; a checkpoint → continue it."""
+    first = run_cli(*_train_args("calo", calo_data, tmp_path / "r", "ddp", 1, "--resume", "auto"))
+    assert first.returncode == 0 and "trained calo to step 1" in first.stdout, first.stderr
+    more = run_cli(*_train_args("calo", calo_data, tmp_path / "r", "ddp", 2, "--resume", "auto"))
+    assert more.returncode == 0 and "trained calo to step 2" in more.stdout, more.stderr
+    steps = [json.loads(line)["step"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2]
+    done = run_cli(*_train_args("calo", calo_data, tmp_path / "r", "ddp", 2, "--resume", "auto"))
+    assert done.returncode == 0 and "nothing to train" in done.stdout
+    bad = run_cli(*_train_args("calo", calo_data, tmp_path / "r", "ddp", 2, "--resume", "maybe"))
+    assert bad.returncode == 2 and "--resume" in bad.stderr
+
+
 @pytest.mark.mpi
 def test_trainer_runs_under_torchrun_and_horovodrun(tmp_path, calo_data):
     """The same verb under the two launchers that are not mpirun: rank/size come from their own variables."""

@@ -12,14 +12,37 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
+
+from hpcgen.errors import UserError
 
 # Images: gzip level 1 + byte shuffle, one sample per chunk (11x smaller than raw on showers; random-batch reads
 # within 10 % of uncompressed: benchmarks/results/hdf5_layout.json).
 IMAGE_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
+
+
+class ShardSlot(NamedTuple):
+    """One shard of a run split into ``count`` independent processes (a Slurm array job): shard ``index`` holds
+    exactly what rank ``index`` of a ``count``-rank MPI run would write, so the two ways give the same data."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> "ShardSlot":
+        """``"K/M"`` (0-based K < M)."""
+        k, sep, m = str(text).partition("/")
+        try:
+            slot = cls(int(k), int(m))
+        except ValueError:
+            slot = None
+        if not sep or slot is None or not (slot.count >= 1 and 0 <= slot.index < slot.count):
+            raise UserError(f"--shard: expected INDEX/COUNT with 0 <= INDEX < COUNT, got {text!r}")
+        return slot
 
 
 def shard_path(out: str | os.PathLike, rank: int) -> Path:
@@ -148,3 +171,38 @@ def write_virtual_merge(out: str | os.PathLike, shards: list[Path], specs: tuple
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def merge_shards(out: str | os.PathLike, count: int, overwrite: bool = False) -> Path:
+    """Write ``out`` as virtual datasets over the ``count`` shards ``<name>.r<k>.h5`` that separate processes wrote
+    (``--shard k/count``, e.g. the tasks of a Slurm array job). The datasets and root attributes are shard 0's; every
+    shard must exist and carry the same schema, generator and seed. Returns ``out``.
+    """
+    out = Path(out)
+    if count < 1:
+        raise UserError(f"--shards: expected >= 1, got {count}")
+    shards = [shard_path(out, k) for k in range(count)]
+    missing = [s for s in shards if not s.is_file()]
+    if missing:
+        raise UserError(f"merge: {len(missing)} of {count} shards are missing, first {missing[0]} "
+                        "(did every array task finish?)")
+    if out.exists() and not overwrite:
+        raise UserError(f"merge: {out} already exists; pass --overwrite to replace it")
+    with h5py.File(shards[0], "r") as h5:
+        attrs = {k: v for k, v in h5.attrs.items() if k != "rank"}
+        specs = tuple(DatasetSpec(name, ds.shape[1:], ds.dtype.str) for name, ds in h5.items())
+    for k, s in enumerate(shards[1:], start=1):
+        with h5py.File(s, "r") as h5:
+            for key in ("schema", "generator", "seed", "world_size"):
+                if key in attrs and (key not in h5.attrs or str(h5.attrs[key]) != str(attrs[key])):
+                    raise UserError(f"merge: {s} has {key}={_text(h5.attrs.get(key))} but shard 0 has {_text(attrs[key])}; "
+                                    "shards of one run must share them")
+            if int(h5.attrs.get("rank", k)) != k:
+                raise UserError(f"merge: {s} says it is shard {h5.attrs['rank']}, expected {k}")
+    if int(attrs.get("world_size", count)) != count:
+        raise UserError(f"merge: the shards were written as {attrs['world_size']} shards, not --shards {count}")
+    return write_virtual_merge(out, shards, specs, attrs)
+
+
+def _text(value) -> str:
+    return "(none)" if value is None else str(value.item() if hasattr(value, "item") else value)

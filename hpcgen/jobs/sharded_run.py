@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from hpcgen.data.sharded import DatasetSpec, ShardWriter, existing_shards, shard_path, tmp_path, write_virtual_merge
+from hpcgen.data.sharded import DatasetSpec, ShardSlot, ShardWriter, existing_shards, shard_path, tmp_path, write_virtual_merge
 from hpcgen.dist.world import World
 from hpcgen.errors import UserError
 
@@ -30,9 +30,28 @@ def split_counts(n: int, size: int) -> list[int]:
     return [n // size + (1 if r < n % size else 0) for r in range(size)]
 
 
-def prepare_output(out: Path, overwrite: bool, world: World) -> None:
-    """Rank 0 checks (and with overwrite clears) the destination; all ranks agree before any work."""
+def placement(world: World, slot: ShardSlot | None) -> tuple[int, int]:
+    """(index, count) of this process's share: its MPI rank and size, or its shard slot (then alone in its world)."""
+    if slot is None:
+        return world.rank, world.size
+    if world.size != 1:
+        raise UserError(f"--shard: one process writes one shard, but {world.size} MPI ranks were started; "
+                        "launch each shard as a single process (one Slurm array task each)")
+    return slot.index, slot.count
+
+
+def prepare_output(out: Path, overwrite: bool, world: World, slot: ShardSlot | None = None) -> None:
+    """Rank 0 checks (and with overwrite clears) the destination; all ranks agree before any work.
+
+    With a ``slot`` only that shard is checked or cleared (other array tasks write the others concurrently).
+    """
     problem = None
+    if slot is not None:
+        mine = shard_path(out, slot.index)
+        if mine.exists() and not overwrite:
+            raise UserError(f"--out: {mine} already exists; pass --overwrite to replace it")
+        mine.unlink(missing_ok=True)
+        return
     if world.rank == 0:
         try:
             stale = existing_shards(out)
@@ -51,23 +70,25 @@ def prepare_output(out: Path, overwrite: bool, world: World) -> None:
 
 def run_sharded(out: Path, n: int, world: World, specs: tuple[DatasetSpec, ...], attrs: dict,
                 produce: Callable[[int, int], dict[str, np.ndarray]], chunk: int, progress: bool = True,
-                desc: str = "samples", unit: str = "sample") -> Path:
+                desc: str = "samples", unit: str = "sample", slot: ShardSlot | None = None) -> Path:
     """Write ``n`` samples made by ``produce(rank_local_start, count) -> {dataset: array}`` over ``world``.
 
-    ``prepare_output`` must have run first. Returns the merged file's path on every rank.
+    ``prepare_output`` must have run first. Returns the merged file's path on every rank — or, with a ``slot``,
+    the path of the one shard written (merge later with :func:`hpcgen.data.sharded.merge_shards`).
     """
-    counts = split_counts(n, world.size)
-    mine = counts[world.rank]
+    index, size = placement(world, slot)
+    counts = split_counts(n, size)
+    mine = counts[index]
     rounds = -(-max(counts) // chunk)
     bar = None
     if world.rank == 0 and progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=n, unit=unit, desc=desc, file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+        bar = tqdm(total=n if slot is None else mine, unit=unit, desc=desc, file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
     failed_here, t0 = False, time.perf_counter()
     writer = None
     try:
-        writer = ShardWriter(out, world.rank, specs, attrs, expected_n=mine)
+        writer = ShardWriter(out, index, specs, attrs, expected_n=mine)
     except Exception:
         failed_here = True
         print(f"hpcgen: rank {world.rank}: cannot create its shard:\n{traceback.format_exc()}", file=sys.stderr,
@@ -86,7 +107,7 @@ def run_sharded(out: Path, n: int, world: World, specs: tuple[DatasetSpec, ...],
                 bar.update(int(done))
             if failed:
                 raise GenerationFailed(f"{int(failed)} of {world.size} ranks failed; no output written")
-        writer.commit()
+        written = writer.commit()
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -94,6 +115,8 @@ def run_sharded(out: Path, n: int, world: World, specs: tuple[DatasetSpec, ...],
     finally:
         if bar is not None:
             bar.close()
+    if slot is not None:
+        return written
     world.barrier()
     if world.rank == 0:
         shards = [shard_path(out, r) for r in range(world.size)]

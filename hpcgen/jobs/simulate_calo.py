@@ -12,26 +12,32 @@ from pathlib import Path
 from hpcgen.config import SimulateCaloConfig
 from hpcgen.data.calo_file import calo_attrs, calo_specs
 from hpcgen.dist.world import World
-from hpcgen.jobs.sharded_run import prepare_output, run_sharded, split_counts
+from hpcgen.jobs.sharded_run import placement, prepare_output, run_sharded, split_counts
 from hpcgen.seeding import stream
 from hpcgen.sim import calo_simulator
 
 
 def simulate_calo(cfg: SimulateCaloConfig, world: World) -> Path:
     """Generate ``cfg.n`` showers over ``world`` and return the merged file's path (on every rank)."""
-    prepare_output(cfg.out, cfg.overwrite, world)
-    counts = split_counts(cfg.n, world.size)
-    offset = sum(counts[:world.rank])
-    rng = stream(cfg.seed, world.rank)
-    energies = cfg.energy.sample(offset, counts[world.rank], rng)
+    index, size = placement(world, cfg.shard)
+    prepare_output(cfg.out, cfg.overwrite, world, cfg.shard)
+    counts = split_counts(cfg.n, size)
+    offset = sum(counts[:index])
+    rng = stream(cfg.seed, index)
+    energies = cfg.energy.sample(offset, counts[index], rng)
     tune = {"gflash_tune": cfg.gflash_tune or "literature"} if cfg.generator == "gflash" else {}
     simulate = calo_simulator(cfg.generator, **tune)
     attrs = calo_attrs(cfg.generator, cfg.geometry, cfg.seed, energy_spec=cfg.energy.text,
-                       world_size=world.size, **tune)
+                       world_size=size, **tune)
 
     def produce(start: int, count: int) -> dict:
         e = energies[start:start + count]
         return {"ECAL": simulate(e, cfg.geometry, rng).ecal_gev, "energy": e}
 
     return run_sharded(cfg.out, cfg.n, world, calo_specs(cfg.geometry.shape), attrs, produce, cfg.chunk_size,
-                       cfg.progress, desc=f"{cfg.generator} x{world.size} ranks", unit="shower")
+                       cfg.progress, desc=_describe(cfg.generator, world, cfg.shard), unit="shower",
+                       slot=cfg.shard)
+
+
+def _describe(generator: str, world: World, slot) -> str:
+    return f"{generator} x{world.size} ranks" if slot is None else f"{generator} shard {slot.index}/{slot.count}"

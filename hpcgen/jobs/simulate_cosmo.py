@@ -14,7 +14,8 @@ from hpcgen.config import check_sample_run
 from hpcgen.data.cosmo_file import cosmo_attrs, cosmo_specs
 from hpcgen.dist.world import World
 from hpcgen.errors import UserError
-from hpcgen.jobs.sharded_run import prepare_output, run_sharded
+from hpcgen.data.sharded import ShardSlot
+from hpcgen.jobs.sharded_run import placement, prepare_output, run_sharded
 from hpcgen.seeding import stream
 from hpcgen.sim.cosmo_spec import CosmoMapSpec
 
@@ -32,6 +33,7 @@ class SimulateCosmoConfig:
     chunk: int = 0
     overwrite: bool = False
     progress: bool = True
+    shard: ShardSlot | None = None  # write only this shard (a Slurm array task); merge later
 
     def __post_init__(self) -> None:
         if self.generator not in COSMO_GENERATORS:
@@ -47,8 +49,9 @@ class SimulateCosmoConfig:
 
 
 def simulate_cosmo(cfg: SimulateCosmoConfig, world: World) -> Path:
-    prepare_output(cfg.out, cfg.overwrite, world)
-    rng = stream(cfg.seed, world.rank)
+    index, size = placement(world, cfg.shard)
+    prepare_output(cfg.out, cfg.overwrite, world, cfg.shard)
+    rng = stream(cfg.seed, index)
     spec = cfg.spec
     if cfg.generator == "lognormal":
         from hpcgen.sim.cosmo_lognormal import simulate_lognormal
@@ -63,10 +66,15 @@ def simulate_cosmo(cfg: SimulateCosmoConfig, world: World) -> Path:
             return simulate_pm(count, spec, cfg.pm, rng)
         extra = {"pm_config": repr(cfg.pm)}
     attrs = cosmo_attrs(cfg.generator, spec.cosmology.to_dict(), spec.z_source, spec.field_deg, spec.pixels,
-                        cfg.seed, world_size=world.size, **extra)
+                        cfg.seed, world_size=size, **extra)
 
     def produce(start: int, count: int) -> dict:
         return {"kappa": make(count)}
 
     return run_sharded(cfg.out, cfg.n, world, cosmo_specs(spec.pixels, spec.pixels), attrs, produce,
-                       cfg.chunk_size, cfg.progress, desc=f"{cfg.generator} x{world.size} ranks", unit="map")
+                       cfg.chunk_size, cfg.progress, desc=_describe(cfg.generator, world, cfg.shard), unit="map",
+                       slot=cfg.shard)
+
+
+def _describe(generator: str, world: World, slot) -> str:
+    return f"{generator} x{world.size} ranks" if slot is None else f"{generator} shard {slot.index}/{slot.count}"

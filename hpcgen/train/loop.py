@@ -98,22 +98,26 @@ def _rank_seed(seed: int, rank: int) -> int:
     return int(stream(seed, rank, 1).integers(0, 2**62))
 
 
-def _prepare_run_dir(cfg: TrainConfig, engine) -> None:
-    problem = None
+def _prepare_run_dir(cfg: TrainConfig, engine) -> bool:
+    """Check (rank 0) and create the run directory; returns whether to resume (``--resume auto`` decided here)."""
+    problem, resume = None, cfg.resume
     if engine.rank == 0:
         ckpt = checkpoint_path(cfg.out)
-        if cfg.resume and not ckpt.exists():
+        if resume == "auto":
+            resume = ckpt.exists()
+        if resume and not ckpt.exists():
             problem = f"--resume: {cfg.out} has no {ckpt.name} to resume from"
-        elif not cfg.resume and ckpt.exists():
+        elif not resume and ckpt.exists():
             problem = f"--out: {cfg.out} already holds a checkpoint; pass --resume to continue it or choose a new --out"
         else:
             try:
                 cfg.out.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 problem = f"--out: cannot create {cfg.out} ({exc.strerror})"
-    problem = engine.broadcast_object(problem)
+    problem, resume = engine.broadcast_object((problem, resume))
     if problem:
         raise UserError(problem)
+    return bool(resume)
 
 
 def lr_at(cfg: TrainConfig, base_lr: float, world_size: int, step: int) -> float:
@@ -140,7 +144,7 @@ def train(cfg: TrainConfig, engine, data=None) -> dict:
 
 def _train(cfg: TrainConfig, engine, images, cond, task_kwargs, data_meta) -> dict:
     rank, world = engine.rank, engine.world_size
-    _prepare_run_dir(cfg, engine)
+    cfg = dataclasses.replace(cfg, resume=_prepare_run_dir(cfg, engine))
     reader = ShardedReader(images, cond, rank, world, cfg.batch_size, cfg.seed)
     spe = len(reader)
     if spe == 0:
