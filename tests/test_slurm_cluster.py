@@ -174,3 +174,31 @@ def test_preempted_training_requeues_and_ends_like_an_uninterrupted_run(tmp_path
     ta, tb = dict(tensors(a["state"])), dict(tensors(b["state"]))
     assert ta.keys() == tb.keys() and len(ta) > 10
     assert [k for k in ta if not torch.equal(ta[k], tb[k])] == []
+
+
+def test_a_requeued_array_task_rewrites_its_shard(tmp_path):
+    """Requeue a running array task (what preemption or a node failure does): it reruns, and the merged data are
+    bit for bit those of an uninterrupted run."""
+    sim = ("simulate", "calo", "--generator", "cascade", "--n", "240", "--energy-gev", "100", "--seed", "4",
+           "--chunk", "4", "--out", "s.h5", "--overwrite")
+    job = submit("--workdir", str(tmp_path), "--array", "2", "--", *sim, cwd=tmp_path)
+    partial = tmp_path / "s.r0.h5.tmp"
+    deadline = time.monotonic() + 120
+    while not partial.exists():  # task 0 is running and has started its shard
+        if time.monotonic() > deadline or (tmp_path / "s.r0.h5").exists():
+            pytest.fail(f"array task {job}_0 was not caught mid-run\n{_logs(tmp_path)}")
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "requeue", f"{job}_0"], check=True, timeout=30)
+    recs = wait_done(job, tmp_path, 300)
+    assert sorted((r["ArrayTaskId"], r["Restarts"]) for r in recs) == [("0", "1"), ("1", "0")]
+    assert "(restart 1)" in (tmp_path / f"hpcgen-simulate-{job}_0.out").read_text()
+    merged = run_cli("merge", "s.h5", "--shards", "2", cwd=tmp_path)
+    assert merged.returncode == 0, merged.stderr
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for k in (0, 1):
+        assert run_cli(*sim, "--shard", f"{k}/2", cwd=ref).returncode == 0
+    assert run_cli("merge", "s.h5", "--shards", "2", cwd=ref).returncode == 0
+    with h5py.File(tmp_path / "s.h5") as a, h5py.File(ref / "s.h5") as b:
+        assert a["ECAL"].shape == (240, 25, 25, 25)
+        assert (a["ECAL"][:] == b["ECAL"][:]).all() and (a["energy"][:] == b["energy"][:]).all()

@@ -86,7 +86,7 @@ def test_user_strings_reach_hpcgen_as_one_word_each(tmp_path):
 def test_array_tasks_get_their_own_shard_and_mpi_verbs_use_the_profile_launcher(tmp_path):
     sim = ("simulate", "calo", "--generator", "gflash", "--n", "10", "--out", "x.h5")
     arr = render_job_script(load_profile("local"), JobRequest(command=sim, array=4))
-    assert "#SBATCH --array=0-3" in arr and "#SBATCH --signal" not in arr
+    assert "#SBATCH --array=0-3" in arr and "#SBATCH --signal" not in arr and "#SBATCH --requeue" in arr
     assert _step_argv(arr, tmp_path) == ["hpcgen", *sim, "--shard", "3/4"]
     mpi = render_job_script(load_profile("local"), JobRequest(command=sim))
     assert _step_argv(mpi, tmp_path) == ["mpirun", "-n", "2", "hpcgen", *sim]

@@ -1,7 +1,7 @@
 """The simulate → train → benchmark chain as three job requests (pure: no files, no sbatch).
 
 1. ``simulate`` — a Monte Carlo **array job**: task k writes shard k of ``shards`` (``--shard k/M``), bit for bit what
-   rank k of an M-rank MPI run writes;
+   rank k of an M-rank MPI run writes; a preempted task is requeued and rewrites its shard (``--overwrite``);
 2. ``train`` — merges the shards into one virtual data set (``hpcgen merge``, cheap, repeated harmlessly when the job
    is requeued), then trains with the given resources, checkpointing and requeueing on preemption;
 3. ``bench`` — throughput at fidelity of the trained GAN against the Monte Carlo, then ``hpcgen report``.

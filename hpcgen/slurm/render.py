@@ -62,7 +62,7 @@ class JobRequest:
     modules: tuple[str, ...] | None = None  # `module load` lines; None = the profile's
     output: str | None = None  # log file pattern (sbatch --output); default %x-%j.out (the job name is hpcgen-VERB)
     array: int = 0  # > 0: an array of this many tasks; the command (a simulate) gets --shard ${SLURM_ARRAY_TASK_ID}/N
-    requeue: bool = True  # train: checkpoint and requeue on the preemption signal
+    requeue: bool = True  # train: checkpoint and requeue on the preemption signal; array tasks: rerun when requeued
     grace_s: int | None = None  # seconds between the signal and the time limit; None = the profile's
     max_requeues: int = 20
     before: tuple[tuple[str, ...], ...] = field(default=())  # one-process hpcgen commands run first (e.g. merge)
@@ -248,6 +248,9 @@ def _sbatch_lines(p: Profile, req: JobRequest, r: Resolved) -> list[str]:
         if grace < 1:
             raise UserError(f"--grace-s: expected >= 1 second, got {grace}")
         lines += [f"--signal=B:USR1@{grace}", "--requeue", "--open-mode=append"]
+    elif req.array and req.requeue:
+        # a preempted or node-failed array task is simply run again: its shard is rewritten from the start
+        lines += ["--requeue", "--open-mode=append"]
     return [f"#SBATCH {line}" for line in lines]
 
 
