@@ -248,20 +248,25 @@ def _add_job_flags(p) -> None:
     g.add_argument("--grace-s", type=int, default=None, help="seconds between the preemption signal and the end")
     g.add_argument("--max-requeues", type=int, default=20)
     q = p.add_argument_group("pipeline (`pipeline SYSTEM`: Monte Carlo array job -> train -> bench, each afterok)")
-    q.add_argument("--domain", default="calo", help="calo | cosmo")
-    q.add_argument("--generator", default="", help="Monte Carlo: gflash|cascade (calo), lognormal|pm (cosmo)")
-    q.add_argument("--n", type=int, default=1000, help="Monte Carlo samples in total")
-    q.add_argument("--shards", type=int, default=4, help="array tasks, one shard each")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--energy-gev", default="10:500", help="calo primary energies (as for simulate)")
-    q.add_argument("--pixels", type=int, default=64, help="cosmo map side")
-    q.add_argument("--steps", type=int, default=100, help="training steps")
-    q.add_argument("--batch-size", type=int, default=8, help="per rank")
-    q.add_argument("--fidelity-n", type=int, default=100, help="benchmark: samples per energy for the fidelity")
-    q.add_argument("--bench-seconds", type=float, default=2.0, help="benchmark: length of one timed batch")
-    q.add_argument("--bench-energies-gev", default="", help="benchmark energies (calo; default bench's own)")
-    q.add_argument("--sim-time", default="01:00:00", help="time limit of each array task")
-    q.add_argument("--bench-time", default="00:30:00", help="time limit of the benchmark job")
+    q.add_argument("--domain", default=None, help="calo | cosmo (default calo)")
+    q.add_argument("--generator", default=None, help="Monte Carlo: gflash|cascade (calo), lognormal|pm (cosmo) (default gflash / lognormal)")
+    q.add_argument("--n", type=int, default=None, help="Monte Carlo samples in total (default 1000)")
+    q.add_argument("--shards", type=int, default=None, help="array tasks, one shard each (default 4)")
+    q.add_argument("--seed", type=int, default=None, help="(default 0)")
+    q.add_argument("--energy-gev", default=None, help="calo primary energies, as for simulate (default 10:500)")
+    q.add_argument("--pixels", type=int, default=None, help="cosmo map side (default 64)")
+    q.add_argument("--steps", type=int, default=None, help="training steps (default 100)")
+    q.add_argument("--batch-size", type=int, default=None, help="per rank (default 8)")
+    q.add_argument("--fidelity-n", type=int, default=None, help="benchmark: samples per energy for the fidelity (default 100)")
+    q.add_argument("--bench-seconds", type=float, default=None, help="benchmark: length of one timed batch (default 2.0)")
+    q.add_argument("--bench-energies-gev", default=None, help="benchmark energies (calo; default bench's own)")
+    q.add_argument("--sim-time", default=None, help="time limit of each array task (default 01:00:00)")
+    q.add_argument("--bench-time", default=None, help="time limit of the benchmark job (default 00:30:00)")
+
+
+_PIPELINE_DEFAULTS = dict(domain="calo", generator="", n=1000, shards=4, seed=0, energy_gev="10:500", pixels=64,
+                          steps=100, batch_size=8, fidelity_n=100, bench_seconds=2.0, bench_energies_gev="",
+                          sim_time="01:00:00", bench_time="00:30:00")  # hpcgen.slurm.pipeline.PipelineSpec's
 
 
 def _add_slurm(sub) -> None:
@@ -489,17 +494,19 @@ def _slurm(args: argparse.Namespace) -> int:
         raise UserError(f"{args.verb}: unexpected {args.pipeline_system!r} after the system; the hpcgen command "
                         "goes after --")
     profile = load_profile(system)
+    flags = {k: getattr(args, k) for k in _PIPELINE_DEFAULTS}
+    if not pipeline:
+        given = [k for k, v in flags.items() if v is not None]
+        if given:
+            raise UserError(f"--{given[0].replace('_', '-')}: only applies to `{args.verb} pipeline`; flags of the "
+                            "hpcgen command itself go after --")
+    flags = {k: _PIPELINE_DEFAULTS[k] if v is None else v for k, v in flags.items()}
     if pipeline:
         if args.command:
             raise UserError(f"{args.verb} pipeline: takes no command after --; it runs simulate, train and bench")
         from hpcgen.slurm.pipeline import PipelineSpec, pipeline_jobs
 
-        spec = PipelineSpec(
-            workdir=(args.workdir or Path("hpcgen-pipeline")).absolute(), domain=args.domain,
-            generator=args.generator, n=args.n, shards=args.shards, seed=args.seed, energy_gev=args.energy_gev,
-            pixels=args.pixels, steps=args.steps, batch_size=args.batch_size, fidelity_n=args.fidelity_n,
-            bench_seconds=args.bench_seconds, bench_energies_gev=args.bench_energies_gev, sim_time=args.sim_time,
-            bench_time=args.bench_time)
+        spec = PipelineSpec(workdir=(args.workdir or Path("hpcgen-pipeline")).absolute(), **flags)
         train = _job_request(args, ())
         if args.verb == "jobscript":
             texts = [(name, render_job_script(profile, req)) for name, req in pipeline_jobs(profile, spec, train)]

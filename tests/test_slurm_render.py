@@ -214,3 +214,19 @@ def test_cli_errors_are_one_line(argv, message, capsys):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
 
+
+
+def test_pipeline_flags_are_refused_outside_a_pipeline(capsys):
+    assert main(["jobscript", "local", "--steps", "5", "--", *TRAIN]) == 2
+    assert "--steps: only applies to `jobscript pipeline`" in capsys.readouterr().err
+
+
+def test_cli_pipeline_defaults_are_the_specs():
+    """The CLI's pipeline defaults (spelt out so --help shows them) equal PipelineSpec's own."""
+    import dataclasses
+
+    from hpcgen.cli import _PIPELINE_DEFAULTS
+    from hpcgen.slurm.pipeline import PipelineSpec
+
+    spec = {f.name: f.default for f in dataclasses.fields(PipelineSpec) if f.name != "workdir"}
+    assert spec == _PIPELINE_DEFAULTS
