@@ -248,25 +248,34 @@ def _add_job_flags(p) -> None:
     g.add_argument("--grace-s", type=int, default=None, help="seconds between the preemption signal and the end")
     g.add_argument("--max-requeues", type=int, default=20)
     q = p.add_argument_group("pipeline (`pipeline SYSTEM`: Monte Carlo array job -> train -> bench, each afterok)")
-    q.add_argument("--domain", default=None, help="calo | cosmo (default calo)")
-    q.add_argument("--generator", default=None, help="Monte Carlo: gflash|cascade (calo), lognormal|pm (cosmo) (default gflash / lognormal)")
-    q.add_argument("--n", type=int, default=None, help="Monte Carlo samples in total (default 1000)")
-    q.add_argument("--shards", type=int, default=None, help="array tasks, one shard each (default 4)")
-    q.add_argument("--seed", type=int, default=None, help="(default 0)")
-    q.add_argument("--energy-gev", default=None, help="calo primary energies, as for simulate (default 10:500)")
-    q.add_argument("--pixels", type=int, default=None, help="cosmo map side (default 64)")
-    q.add_argument("--steps", type=int, default=None, help="training steps (default 100)")
-    q.add_argument("--batch-size", type=int, default=None, help="per rank (default 8)")
-    q.add_argument("--fidelity-n", type=int, default=None, help="benchmark: samples per energy for the fidelity (default 100)")
-    q.add_argument("--bench-seconds", type=float, default=None, help="benchmark: length of one timed batch (default 2.0)")
+    d = _pipeline_defaults()  # None below: a flag given outside a pipeline is an error, not silently ignored
+    q.add_argument("--domain", default=None, help=f"calo | cosmo (default {d['domain']})")
+    q.add_argument("--generator", default=None,
+                   help="Monte Carlo: gflash|cascade (calo), lognormal|pm (cosmo) (default gflash / lognormal)")
+    q.add_argument("--n", type=int, default=None, help=f"Monte Carlo samples in total (default {d['n']})")
+    q.add_argument("--shards", type=int, default=None, help=f"array tasks, one shard each (default {d['shards']})")
+    q.add_argument("--seed", type=int, default=None, help=f"(default {d['seed']})")
+    q.add_argument("--energy-gev", default=None,
+                   help=f"calo primary energies, as for simulate (default {d['energy_gev']})")
+    q.add_argument("--pixels", type=int, default=None, help=f"cosmo map side (default {d['pixels']})")
+    q.add_argument("--steps", type=int, default=None, help=f"training steps (default {d['steps']})")
+    q.add_argument("--batch-size", type=int, default=None, help=f"per rank (default {d['batch_size']})")
+    q.add_argument("--fidelity-n", type=int, default=None,
+                   help=f"benchmark: samples per energy for the fidelity (default {d['fidelity_n']})")
+    q.add_argument("--bench-seconds", type=float, default=None,
+                   help=f"benchmark: length of one timed batch (default {d['bench_seconds']})")
     q.add_argument("--bench-energies-gev", default=None, help="benchmark energies (calo; default bench's own)")
-    q.add_argument("--sim-time", default=None, help="time limit of each array task (default 01:00:00)")
-    q.add_argument("--bench-time", default=None, help="time limit of the benchmark job (default 00:30:00)")
+    q.add_argument("--sim-time", default=None, help=f"time limit of each array task (default {d['sim_time']})")
+    q.add_argument("--bench-time", default=None, help=f"time limit of the benchmark job (default {d['bench_time']})")
 
 
-_PIPELINE_DEFAULTS = dict(domain="calo", generator="", n=1000, shards=4, seed=0, energy_gev="10:500", pixels=64,
-                          steps=100, batch_size=8, fidelity_n=100, bench_seconds=2.0, bench_energies_gev="",
-                          sim_time="01:00:00", bench_time="00:30:00")  # hpcgen.slurm.pipeline.PipelineSpec's
+def _pipeline_defaults() -> dict:
+    """PipelineSpec's defaults, by flag (all but --workdir)."""
+    import dataclasses
+
+    from hpcgen.slurm.pipeline import PipelineSpec
+
+    return {f.name: f.default for f in dataclasses.fields(PipelineSpec) if f.name != "workdir"}
 
 
 def _add_slurm(sub) -> None:
@@ -494,22 +503,23 @@ def _slurm(args: argparse.Namespace) -> int:
         raise UserError(f"{args.verb}: unexpected {args.pipeline_system!r} after the system; the hpcgen command "
                         "goes after --")
     profile = load_profile(system)
-    flags = {k: getattr(args, k) for k in _PIPELINE_DEFAULTS}
+    defaults = _pipeline_defaults()
+    flags = {k: getattr(args, k) for k in defaults}
     if not pipeline:
         given = [k for k, v in flags.items() if v is not None]
         if given:
             raise UserError(f"--{given[0].replace('_', '-')}: only applies to `{args.verb} pipeline`; flags of the "
                             "hpcgen command itself go after --")
-    flags = {k: _PIPELINE_DEFAULTS[k] if v is None else v for k, v in flags.items()}
+    flags = {k: defaults[k] if v is None else v for k, v in flags.items()}
     if pipeline:
         if args.command:
             raise UserError(f"{args.verb} pipeline: takes no command after --; it runs simulate, train and bench")
-        from hpcgen.slurm.pipeline import PipelineSpec, pipeline_jobs
+        from hpcgen.slurm.pipeline import PipelineSpec, render_pipeline
 
         spec = PipelineSpec(workdir=(args.workdir or Path("hpcgen-pipeline")).absolute(), **flags)
         train = _job_request(args, ())
         if args.verb == "jobscript":
-            texts = [(name, render_job_script(profile, req)) for name, req in pipeline_jobs(profile, spec, train)]
+            texts = render_pipeline(profile, spec, train)
             if args.out is None:
                 for name, text in texts:
                     print(f"# ===== {name}.sbatch =====\n{text}")
@@ -537,24 +547,20 @@ def _slurm(args: argparse.Namespace) -> int:
     except UserError as exc:
         raise UserError(f"the command after --: {exc}") from None
     req = _job_request(args, tuple(args.command))
-    text = render_job_script(profile, req)
-    if args.verb == "jobscript":
-        if args.out is None:
-            sys.stdout.write(text)
-        else:
-            from hpcgen.slurm.submit import write_script
+    if args.verb == "submit":
+        from hpcgen.slurm.submit import submit_job
 
-            print(f"wrote {write_script(text, args.out)}")
+        job = submit_job(profile, req, args.script_dir.absolute(), dependency=args.dependency)
+        print(job.job_id)
+        print(f"submitted job {job.job_id} to {system}; script {job.script}", file=sys.stderr)
         return 0
-    import time
+    text = render_job_script(profile, req)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        from hpcgen.slurm.submit import write_script
 
-    from hpcgen.slurm.submit import submit_job
-
-    name = req.job_name or "hpcgen-" + "-".join(w for w in args.command[:2] if not w.startswith("-"))
-    script = args.script_dir.absolute() / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.sbatch"
-    job = submit_job(profile, req, script, dependency=args.dependency)
-    print(job.job_id)
-    print(f"submitted job {job.job_id} to {system}; script {job.script}", file=sys.stderr)
+        print(f"wrote {write_script(text, args.out)}")
     return 0
 
 

@@ -221,12 +221,15 @@ def test_pipeline_flags_are_refused_outside_a_pipeline(capsys):
     assert "--steps: only applies to `jobscript pipeline`" in capsys.readouterr().err
 
 
-def test_cli_pipeline_defaults_are_the_specs():
-    """The CLI's pipeline defaults (spelt out so --help shows them) equal PipelineSpec's own."""
+def test_cli_pipeline_defaults_are_the_specs(capsys):
+    """The CLI's pipeline defaults (shown by --help, filled in when a flag is absent) are PipelineSpec's own."""
     import dataclasses
 
-    from hpcgen.cli import _PIPELINE_DEFAULTS
+    from hpcgen.cli import _pipeline_defaults
     from hpcgen.slurm.pipeline import PipelineSpec
 
     spec = {f.name: f.default for f in dataclasses.fields(PipelineSpec) if f.name != "workdir"}
-    assert spec == _PIPELINE_DEFAULTS
+    assert spec == _pipeline_defaults()
+    with pytest.raises(SystemExit):
+        main(["submit", "--help"])
+    assert "(default 1000)" in " ".join(capsys.readouterr().out.split())

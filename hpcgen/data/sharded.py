@@ -142,13 +142,15 @@ class ShardWriter:
 
 
 def write_virtual_merge(out: str | os.PathLike, shards: list[Path], specs: tuple[DatasetSpec, ...],
-                        attrs: dict) -> Path:
-    """Write ``out`` holding one virtual dataset per spec over ``shards`` in order (atomic)."""
+                        attrs: dict, counts: list[int] | None = None) -> Path:
+    """Write ``out`` holding one virtual dataset per spec over ``shards`` in order (atomic). ``counts``: samples per
+    shard when the caller has read them already (else each shard is opened for its length)."""
     out = Path(out)
-    counts = []
-    for s in shards:
-        with h5py.File(s, "r") as h5:
-            counts.append(h5[specs[0].name].shape[0])
+    if counts is None:
+        counts = []
+        for s in shards:
+            with h5py.File(s, "r") as h5:
+                counts.append(h5[specs[0].name].shape[0])
     n = int(sum(counts))
     layouts = {sp.name: h5py.VirtualLayout(shape=(n, *sp.sample_shape), dtype=sp.dtype) for sp in specs}
     start = 0
@@ -191,17 +193,19 @@ def merge_shards(out: str | os.PathLike, count: int, overwrite: bool = False) ->
     with h5py.File(shards[0], "r") as h5:
         attrs = {k: v for k, v in h5.attrs.items() if k != "rank"}
         specs = tuple(DatasetSpec(name, ds.shape[1:], ds.dtype.str) for name, ds in h5.items())
-    for k, s in enumerate(shards[1:], start=1):
+    if int(attrs.get("world_size", count)) != count:
+        raise UserError(f"merge: the shards were written as {_text(attrs['world_size'])} shards, not --shards {count}")
+    counts = []
+    for k, s in enumerate(shards):
         with h5py.File(s, "r") as h5:
             for key in ("schema", "generator", "seed", "world_size"):
                 if key in attrs and (key not in h5.attrs or str(h5.attrs[key]) != str(attrs[key])):
-                    raise UserError(f"merge: {s} has {key}={_text(h5.attrs.get(key))} but shard 0 has {_text(attrs[key])}; "
-                                    "shards of one run must share them")
+                    raise UserError(f"merge: {s} has {key}={_text(h5.attrs.get(key))} but shard 0 has "
+                                    f"{_text(attrs[key])}; shards of one run must share them")
             if int(h5.attrs.get("rank", k)) != k:
-                raise UserError(f"merge: {s} says it is shard {h5.attrs['rank']}, expected {k}")
-    if int(attrs.get("world_size", count)) != count:
-        raise UserError(f"merge: the shards were written as {attrs['world_size']} shards, not --shards {count}")
-    return write_virtual_merge(out, shards, specs, attrs)
+                raise UserError(f"merge: {s} says it is shard {_text(h5.attrs['rank'])}, expected {k}")
+            counts.append(h5[specs[0].name].shape[0])
+    return write_virtual_merge(out, shards, specs, attrs, counts)
 
 
 def _text(value) -> str:

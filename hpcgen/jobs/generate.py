@@ -133,4 +133,4 @@ def generate(cfg: GenerateConfig, world: World) -> Path:
 
     # one chunk = one generator batch
     return run_sharded(cfg.out, cfg.n, world, specs, attrs, produce, chunk=cfg.batch_size, progress=cfg.progress,
-                       desc=f"generate {domain} x{world.size}")
+                       desc=f"generate {domain}")

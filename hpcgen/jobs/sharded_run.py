@@ -17,7 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from hpcgen.data.sharded import DatasetSpec, ShardSlot, ShardWriter, existing_shards, shard_path, tmp_path, write_virtual_merge
+from hpcgen.data.sharded import (DatasetSpec, ShardSlot, ShardWriter, existing_shards, shard_path, tmp_path,
+                                 write_virtual_merge)
 from hpcgen.dist.world import World
 from hpcgen.errors import UserError
 
@@ -73,6 +74,8 @@ def run_sharded(out: Path, n: int, world: World, specs: tuple[DatasetSpec, ...],
                 desc: str = "samples", unit: str = "sample", slot: ShardSlot | None = None) -> Path:
     """Write ``n`` samples made by ``produce(rank_local_start, count) -> {dataset: array}`` over ``world``.
 
+    ``desc`` names the work on rank 0's progress bar (the ranks or the shard are appended).
+
     ``prepare_output`` must have run first. Returns the merged file's path on every rank — or, with a ``slot``,
     the path of the one shard written (merge later with :func:`hpcgen.data.sharded.merge_shards`).
     """
@@ -84,7 +87,9 @@ def run_sharded(out: Path, n: int, world: World, specs: tuple[DatasetSpec, ...],
     if world.rank == 0 and progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=n if slot is None else mine, unit=unit, desc=desc, file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+        where = f"x{size} ranks" if slot is None else f"shard {index}/{size}"
+        bar = tqdm(total=n if slot is None else mine, unit=unit, desc=f"{desc} {where}", file=sys.stderr,
+                   mininterval=0.5, dynamic_ncols=True)
     failed_here, t0 = False, time.perf_counter()
     writer = None
     try:

@@ -35,9 +35,5 @@ def simulate_calo(cfg: SimulateCaloConfig, world: World) -> Path:
         return {"ECAL": simulate(e, cfg.geometry, rng).ecal_gev, "energy": e}
 
     return run_sharded(cfg.out, cfg.n, world, calo_specs(cfg.geometry.shape), attrs, produce, cfg.chunk_size,
-                       cfg.progress, desc=_describe(cfg.generator, world, cfg.shard), unit="shower",
+                       cfg.progress, desc=cfg.generator, unit="shower",
                        slot=cfg.shard)
-
-
-def _describe(generator: str, world: World, slot) -> str:
-    return f"{generator} x{world.size} ranks" if slot is None else f"{generator} shard {slot.index}/{slot.count}"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from hpcgen.config import check_sample_run
 from hpcgen.data.cosmo_file import cosmo_attrs, cosmo_specs
+from hpcgen.data.sharded import ShardSlot
 from hpcgen.dist.world import World
 from hpcgen.errors import UserError
-from hpcgen.data.sharded import ShardSlot
 from hpcgen.jobs.sharded_run import placement, prepare_output, run_sharded
 from hpcgen.seeding import stream
 from hpcgen.sim.cosmo_spec import CosmoMapSpec
@@ -72,9 +72,5 @@ def simulate_cosmo(cfg: SimulateCosmoConfig, world: World) -> Path:
         return {"kappa": make(count)}
 
     return run_sharded(cfg.out, cfg.n, world, cosmo_specs(spec.pixels, spec.pixels), attrs, produce,
-                       cfg.chunk_size, cfg.progress, desc=_describe(cfg.generator, world, cfg.shard), unit="map",
+                       cfg.chunk_size, cfg.progress, desc=cfg.generator, unit="map",
                        slot=cfg.shard)
-
-
-def _describe(generator: str, world: World, slot) -> str:
-    return f"{generator} x{world.size} ranks" if slot is None else f"{generator} shard {slot.index}/{slot.count}"

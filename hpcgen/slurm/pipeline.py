@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hpcgen.errors import UserError
 from hpcgen.slurm.profile import Profile
-from hpcgen.slurm.render import JobRequest, check_time
+from hpcgen.slurm.render import JobRequest, check_time, render_job_script
 
 DOMAINS = {"calo": ("cascade", "gflash"), "cosmo": ("lognormal", "pm")}
 
@@ -95,3 +95,8 @@ def pipeline_jobs(profile: Profile, spec: PipelineSpec, train: JobRequest) -> li
     bench = JobRequest(command=tuple(bench_cmd), time=spec.bench_time, job_name="hpcgen-bench",
                        output="logs/%x-%j.out", after=(("report", result, "--out", "report"),), **shared)
     return [("simulate", simulate), ("train", train_job), ("bench", bench)]
+
+
+def render_pipeline(profile: Profile, spec: PipelineSpec, train: JobRequest) -> list[tuple[str, str]]:
+    """``[(name, script text)]`` of the chain: all rendered, and so all checked, before any is written or submitted."""
+    return [(name, render_job_script(profile, req)) for name, req in pipeline_jobs(profile, spec, train)]

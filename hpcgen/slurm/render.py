@@ -74,18 +74,23 @@ class Resolved:
     """What the request resolves to on a profile (shown by ``hpcgen submit`` and used by the renderer)."""
 
     kind: str  # mpi | ddp | single
-    command: tuple[str, ...]
-    nodes: int
+    command: tuple[str, ...]  # with what the renderer adds (--engine, --resume auto, --shard)
+    job_name: str
     ntasks_per_node: int
     cpus_per_task: int
     gpus_per_node: int
-    engine: str | None
-    sbatch: dict
+    sbatch: dict  # account / partition / qos / constraint / time, non-empty values only
+    grace_s: int | None  # preemption notice before the time limit; None = not a checkpoint-and-requeue job
 
 
 def verb_of(command: tuple[str, ...]) -> tuple[str, ...]:
     words = [w for w in command if not w.startswith("-")]
     return tuple(words[:2]) if words[:1] == ["bench"] else tuple(words[:1])
+
+
+def job_name(req: JobRequest) -> str:
+    """``req.job_name`` or ``hpcgen-VERB`` (``hpcgen-train``, ``hpcgen-bench-throughput``)."""
+    return _sbatch_word(req.job_name or "hpcgen-" + "-".join(verb_of(tuple(req.command))), "--job-name")
 
 
 def _option(command: tuple[str, ...], flag: str) -> str | None:
@@ -135,7 +140,6 @@ def resolve(profile: Profile, req: JobRequest) -> Resolved:
         raise UserError(f"--nodes: expected >= 1, got {req.nodes}")
     if req.nodes > p.max_nodes:
         raise UserError(f"--nodes: {p.name} has {p.max_nodes} node{'s' if p.max_nodes > 1 else ''}, asked for {req.nodes}")
-    check_time(req.time or p.sbatch.get("time", "01:00:00"))
 
     engine = None
     if verb == ("train",):
@@ -193,11 +197,12 @@ def resolve(profile: Profile, req: JobRequest) -> Resolved:
         raise UserError(f"--cpus-per-task: {ntasks} tasks x {cpus} CPUs exceed the {p.cpus_per_node} CPUs of a "
                         f"{p.name} node")
 
-    sbatch = dict(p.sbatch)
+    sbatch = {"time": "01:00:00", **p.sbatch}
     for key in ("account", "partition", "qos", "constraint", "time"):
         value = getattr(req, key)
         if value is not None:
             sbatch[key] = value
+    check_time(sbatch["time"])
     for key in ("account", "partition", "qos"):
         if sbatch.get(key):
             _sbatch_word(sbatch[key], f"--{key}")
@@ -207,8 +212,13 @@ def resolve(profile: Profile, req: JobRequest) -> Resolved:
         if not sbatch.get(key):
             raise UserError(f"--{key}: {p.name} jobs need {'an' if key == 'account' else 'a'} {key} "
                             f"(sbatch --{key}); pass --{key} NAME")
-    return Resolved(kind=kind, command=command, nodes=req.nodes, ntasks_per_node=ntasks, cpus_per_task=cpus,
-                    gpus_per_node=gpus, engine=engine, sbatch={k: v for k, v in sbatch.items() if v})
+    grace = None
+    if req.requeue and verb == ("train",):
+        grace = p.grace_s if req.grace_s is None else req.grace_s
+        if grace < 1:
+            raise UserError(f"--grace-s: expected >= 1 second, got {grace}")
+    return Resolved(kind=kind, command=command, job_name=job_name(req), ntasks_per_node=ntasks, cpus_per_task=cpus,
+                    gpus_per_node=gpus, sbatch={k: v for k, v in sbatch.items() if v}, grace_s=grace)
 
 
 def _word(w: str) -> str:
@@ -217,8 +227,9 @@ def _word(w: str) -> str:
     return shlex.quote(str(w))
 
 
-def _env_value(value: str) -> str:
-    return f'"{value}"' if "${" in value else shlex.quote(value)
+def _profile_word(value: str) -> str:
+    """A profile's word (checked when the profile was loaded): expands when it holds ${VAR}, else is quoted."""
+    return _word(Expand(value) if "${" in value else value)
 
 
 def _hpcgen(command: tuple[str, ...]) -> str:
@@ -226,48 +237,38 @@ def _hpcgen(command: tuple[str, ...]) -> str:
 
 
 def _sbatch_lines(p: Profile, req: JobRequest, r: Resolved) -> list[str]:
-    verb = verb_of(r.command)
-    name = _sbatch_word(req.job_name or "hpcgen-" + "-".join(verb), "--job-name")
     default_out = "%x-%A_%a.out" if req.array else "%x-%j.out"
-    lines = [f"--job-name={name}"]
+    lines = [f"--job-name={r.job_name}"]
     for key in ("account", "partition", "qos", "constraint"):
         if key in r.sbatch:
             lines.append(f"--{key}={r.sbatch[key]}")
-    lines += [f"--nodes={r.nodes}", f"--ntasks-per-node={r.ntasks_per_node}", f"--cpus-per-task={r.cpus_per_task}"]
+    lines += [f"--nodes={req.nodes}", f"--ntasks-per-node={r.ntasks_per_node}", f"--cpus-per-task={r.cpus_per_task}"]
     if r.gpus_per_node:
         lines.append({"per-node": f"--gpus-per-node={r.gpus_per_node}", "per-task": "--gpus-per-task=1",
                       "gres": f"--gres=gpu:{r.gpus_per_node}"}[p.gpu_request])
-    lines.append(f"--time={r.sbatch.get('time', '01:00:00')}")
+    lines.append(f"--time={r.sbatch['time']}")
     if req.array:
         lines.append(f"--array=0-{req.array - 1}")
     if req.workdir:
         lines.append(f"--chdir={_sbatch_word(req.workdir, '--workdir')}")
     lines.append(f"--output={_sbatch_word(req.output or default_out, '--output')}")
-    if _preemptible(req, r):
-        grace = p.grace_s if req.grace_s is None else req.grace_s
-        if grace < 1:
-            raise UserError(f"--grace-s: expected >= 1 second, got {grace}")
-        lines += [f"--signal=B:USR1@{grace}", "--requeue", "--open-mode=append"]
+    if r.grace_s is not None:
+        lines += [f"--signal=B:USR1@{r.grace_s}", "--requeue", "--open-mode=append"]
     elif req.array and req.requeue:
         # a preempted or node-failed array task is simply run again: its shard is rewritten from the start
         lines += ["--requeue", "--open-mode=append"]
     return [f"#SBATCH {line}" for line in lines]
 
 
-def _preemptible(req: JobRequest, r: Resolved) -> bool:
-    return req.requeue and verb_of(r.command) == ("train",)
-
-
 def _environment(p: Profile, req: JobRequest, r: Resolved) -> list[str]:
     out = [f"module load {shlex.quote(m)}" for m in (p.modules if req.modules is None else req.modules)]
     if req.venv:
         out.append(f"source {shlex.quote(req.venv.rstrip('/') + '/bin/activate')}")
-    out += [f"export {k}={_env_value(v)}" for k, v in p.env]
+    out += [f"export {k}={_profile_word(v)}" for k, v in p.env]
     out.append("export HPCGEN_NO_PROGRESS=1  # no progress bars in log files")
     if r.kind == "ddp" and p.rendezvous == "env":
         out += ["# torch.distributed env:// rendezvous: rank 0 runs on the first node of the allocation",
-                'MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"'
-                + (f"{p.master_addr_suffix}" if p.master_addr_suffix else ""),
+                'MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"' + p.master_addr_suffix,
                 "export MASTER_ADDR",
                 "export MASTER_PORT=$((29500 + SLURM_JOB_ID % 1000))"]
     elif r.kind == "ddp":
@@ -277,8 +278,7 @@ def _environment(p: Profile, req: JobRequest, r: Resolved) -> list[str]:
 
 def _step(p: Profile, r: Resolved) -> str:
     launch = {"mpi": p.mpi_launch, "ddp": p.ddp_launch, "single": ()}[r.kind]
-    words = [(_word(Expand(w)) if "${" in w else shlex.quote(w)) for w in launch]
-    return " ".join([*words, _hpcgen(r.command)])
+    return " ".join([*(_profile_word(w) for w in launch), _hpcgen(r.command)])
 
 
 def _before(req: JobRequest) -> list[str]:
@@ -290,7 +290,7 @@ def _before(req: JobRequest) -> list[str]:
 
 def _after(req: JobRequest, r: Resolved) -> list[str]:
     lines = []
-    if _preemptible(req, r):
+    if r.grace_s is not None:
         lines += [
             f'if [ "$rc" -eq {EXIT_PREEMPTED} ]; then  # the trainer checkpointed on the signal: run again and resume',
             f'  if [ "${{SLURM_RESTART_COUNT:-0}}" -lt {int(req.max_requeues)} ]; then',

@@ -12,14 +12,15 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from hpcgen.errors import UserError
-from hpcgen.slurm.pipeline import PipelineSpec, pipeline_jobs
+from hpcgen.slurm.pipeline import PipelineSpec, render_pipeline
 from hpcgen.slurm.profile import Profile
-from hpcgen.slurm.render import JobRequest, render_job_script
+from hpcgen.slurm.render import JobRequest, job_name, render_job_script
 
 _DEPENDENCY = re.compile(r"(?:(?:after|afterany|afterok|afternotok|aftercorr)(?::\d+(?:_\d+)?(?:\+\d+)?)+|singleton)"
                          r"(?:[,?](?:(?:after|afterany|afterok|afternotok|aftercorr)(?::\d+(?:_\d+)?(?:\+\d+)?)+"
@@ -77,12 +78,15 @@ class Submitted:
     dependency: str | None
 
 
-def submit_job(profile: Profile, req: JobRequest, script_path: Path, dependency: str | None = None,
+def submit_job(profile: Profile, req: JobRequest, script_dir: Path, dependency: str | None = None,
                **sbatch_kw) -> Submitted:
+    """Render ``req`` (every check happens here, before anything is written), keep the script in ``script_dir`` as
+    ``<job name>-<time>-<pid>.sbatch`` and submit it."""
     check_dependency(dependency)
-    text = render_job_script(profile, req)  # all checks happen here, before anything is written or submitted
-    write_script(text, script_path)
-    return Submitted(script_path.stem, sbatch(script_path, dependency, **sbatch_kw), script_path, dependency)
+    text = render_job_script(profile, req)
+    name = job_name(req)
+    script = write_script(text, script_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.sbatch")
+    return Submitted(name, sbatch(script, dependency, **sbatch_kw), script, dependency)
 
 
 def submit_pipeline(profile: Profile, spec: PipelineSpec, train: JobRequest, dependency: str | None = None,
@@ -93,8 +97,7 @@ def submit_pipeline(profile: Profile, spec: PipelineSpec, train: JobRequest, dep
     jobs go to sbatch in order, each depending on the previous one.
     """
     check_dependency(dependency)
-    jobs = pipeline_jobs(profile, spec, train)
-    texts = [(name, render_job_script(profile, req)) for name, req in jobs]
+    texts = render_pipeline(profile, spec, train)
     for sub in ("data", "logs", "jobs", "bench"):
         (spec.workdir / sub).mkdir(parents=True, exist_ok=True)
     done: list[Submitted] = []
