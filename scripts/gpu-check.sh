@@ -21,4 +21,4 @@ sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-san
 # memcheck on the CUDA cases only (host-side tests would only slow it down); any error fails the script
 HPCGEN_REQUIRE_OPS=1 "$sanitizer" --tool memcheck --error-exitcode 99 \
   "$PY" -m pytest -q -x tests/test_ops_kernels.py -k "cuda" 2>&1 | tee "$OUT/memcheck.log"
-(cd benchmarks && "$PY" bench_fused_ops.py --device cuda --out "../$OUT/fused_ops_gpu.json")
+"$PY" benchmarks/bench_fused_ops.py --device cuda --out "$OUT/fused_ops_gpu.json"
