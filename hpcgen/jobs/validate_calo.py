@@ -32,8 +32,8 @@ from hpcgen.physics.calo_geometry import SamplingCalorimeter
 from hpcgen.jobs.report_common import REF_STYLE, SCHEMA, TEST_STYLE, fmt, json_safe, md
 from hpcgen.physics.shower_features import (
     SCALAR_FEATURES,
+    energy_moments,
     hit_threshold_gev,
-    profiles,
     shower_features,
 )
 
@@ -147,12 +147,13 @@ def _summarise(ecal, energy, geometry: SamplingCalorimeter, thr: float, chunk: i
         e = np.asarray(energy[s : s + chunk], dtype=np.float64)
         energies.append(e)
         try:
-            f = shower_features(block, e, geometry, thr)
+            m = energy_moments(block)
+            f = shower_features(block, e, geometry, thr, moments_=m)
         except ValueError as err:
             raise ValueError(f"{which} showers {s}..{s + len(e) - 1}: {err}") from None
         for k in SCALAR_FEATURES:
             feats[k].append(f[k])
-        xp, yp, zp = profiles(block)
+        xp, yp, zp = m.profile_x, m.profile_y, m.profile_z
         lp, keep = _unit_rows(zp)
         long_sum += lp.sum(axis=0)
         long_sqsum += (lp * lp).sum(axis=0)

@@ -124,10 +124,12 @@ class Discriminator3D(nn.Module):
     Args:
         image_shape: cells (X, Y, Z); every side must be at least 4 (25³ for the 3DGAN data).
         dropout: dropout probability after every convolution (0.2 in the paper).
-        ops_impl: implementation of the ECAL-sum op (``hpcgen.ops`` ``impl=``; an execution choice, not a weight).
+
+    ``ops_impl`` (attribute, default ``"auto"``): the ECAL-sum op's implementation (``hpcgen.ops`` ``impl=``), an
+    execution choice rather than a weight, so the trainer sets it on the built model and checkpoints do not carry it.
     """
 
-    def __init__(self, image_shape=IMAGE_SHAPE, dropout: float = 0.2, ops_impl: str = "auto"):
+    def __init__(self, image_shape=IMAGE_SHAPE, dropout: float = 0.2):
         super().__init__()
         shape = _check_shape("image_shape", image_shape)
         if min(shape) < 4:
@@ -136,7 +138,7 @@ class Discriminator3D(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.image_shape = shape
         self.dropout = float(dropout)
-        self.ops_impl = ops_impl
+        self.ops_impl = "auto"
 
         layers: list[nn.Module] = [
             nn.Conv3d(1, 32, 5, padding=2),

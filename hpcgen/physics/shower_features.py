@@ -5,8 +5,9 @@ The observables are those of the 3DGAN papers (Khattak et al.) and of CaloGAN / 
 first and second moments along x, y and depth, hit count and occupancy above a threshold, the cell-energy
 spectrum, and radial containment. Everything is batched numpy on ``ecal_gev`` of shape (N, nx, ny, nz) in the
 3DGAN layout (x, y, depth) with visible (active-layer) energy in GeV; sums are accumulated in float64. The
-profiles (and so the sampling fraction and the moments) come from :func:`hpcgen.ops.ecal_moments`, the same op
-as the 3DGAN discriminator's ECAL head, in one pass over the cells.
+profiles, the sampling fraction and the energy-weighted moments all come from :func:`hpcgen.ops.ecal_moments` (the
+same op as the 3DGAN discriminator's ECAL head, one pass over the cells): the op's moments in cell units become mm
+through the geometry's cell and layer pitch.
 
 Empty showers (zero visible energy) have every energy-weighted quantity defined as 0 — the CaloChallenge
 convention of dividing by ``E + 1e-16`` made exact — so that no NaN (and no warning) reaches a histogram.
@@ -64,22 +65,28 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(num.shape), where=den != 0)
 
 
-def profiles(ecal_gev) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """((N, nx), (N, ny), (N, nz)) float64 visible energy in GeV per x column, y column and layer.
+def energy_moments(ecal_gev) -> ops.EcalMoments:
+    """:func:`hpcgen.ops.ecal_moments` of every shower as float64 numpy arrays: total (N,), profiles (N, nx),
+    (N, ny), (N, nz) in GeV, mean_cells and var_cells2 (N, 3) along x, y, depth in cell units.
 
-    One pass of :func:`hpcgen.ops.ecal_moments` over blocks of showers converted to float64 (so the sums are
-    float64, as everywhere in this module).
+    Blocks of showers are converted to float64 (so the sums are float64, as everywhere in this module).
     """
     ecal = _batch(ecal_gev)
     n = ecal.shape[0]
-    out = tuple(np.empty((n, side)) for side in ecal.shape[1:])
+    out = ops.EcalMoments(np.empty(n), *(np.empty((n, side)) for side in ecal.shape[1:]), np.empty((n, 3)),
+                          np.empty((n, 3)))
     with torch.no_grad():
         for start in range(0, n, _PROFILE_BLOCK):
             block = torch.from_numpy(np.ascontiguousarray(ecal[start:start + _PROFILE_BLOCK], dtype=np.float64))
-            m = ops.ecal_moments(block)
-            for dst, prof in zip(out, (m.profile_x, m.profile_y, m.profile_z)):
-                dst[start:start + block.shape[0]] = prof.numpy()
+            for dst, part in zip(out, ops.ecal_moments(block)):
+                dst[start:start + block.shape[0]] = part.numpy()
     return out
+
+
+def profiles(ecal_gev) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """((N, nx), (N, ny), (N, nz)) float64 visible energy in GeV per x column, y column and layer."""
+    m = energy_moments(ecal_gev)
+    return m.profile_x, m.profile_y, m.profile_z
 
 
 def visible_energy(ecal_gev) -> np.ndarray:
@@ -112,25 +119,19 @@ def transverse_profiles(ecal_gev) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _weighted_mean_std(profile: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Energy-weighted mean and standard deviation of positions ``centres`` (n,) under ``profile`` (N, n)."""
-    total = profile.sum(axis=1)
-    mean = _safe_div(profile @ centres, total)
-    # Centred second moment: E[(c − μ)²] avoids the cancellation of E[c²] − μ² for narrow showers far off axis.
-    var = _safe_div(np.einsum("ni,ni->n", profile, (centres[None, :] - mean[:, None]) ** 2), total)
-    return mean, np.sqrt(np.maximum(var, 0.0))
+def moments_mm(m: ops.EcalMoments, geometry: SamplingCalorimeter) -> dict[str, np.ndarray]:
+    """The op's centroids and variances (cell units, from :func:`energy_moments`) in mm; see :func:`moments`.
 
-
-def moments_from_profiles(
-    x_profile: np.ndarray, y_profile: np.ndarray, z_profile: np.ndarray, geometry: SamplingCalorimeter
-) -> dict[str, np.ndarray]:
-    """Moments from precomputed profiles (N, nx), (N, ny), (N, nz); see :func:`moments`."""
+    Cell and layer centres are affine in the index (first centre + pitch · index), so mean_mm = first + pitch · mean
+    and std_mm = pitch · √var. The op's centred two-pass variance has no E[c²] − μ² cancellation; empty showers give 0.
+    """
     out: dict[str, np.ndarray] = {}
-    xy = geometry.cell_centres_mm()
-    for axis, profile, centres in (("x", x_profile, xy), ("y", y_profile, xy), ("depth", z_profile, geometry.layer_centres_mm())):
-        if profile.shape[1] != centres.shape[0]:
-            raise ValueError(f"{axis} profile has {profile.shape[1]} bins, geometry '{geometry.name}' has {centres.shape[0]}")
-        out[f"{axis}_mean_mm"], out[f"{axis}_std_mm"] = _weighted_mean_std(np.asarray(profile, np.float64), centres)
+    nonempty = m.total > 0
+    xy, depth = geometry.cell_centres_mm(), geometry.layer_centres_mm()
+    for k, (axis, centres) in enumerate((("x", xy), ("y", xy), ("depth", depth))):
+        pitch = centres[1] - centres[0] if centres.size > 1 else 0.0
+        out[f"{axis}_mean_mm"] = np.where(nonempty, centres[0] + pitch * m.mean_cells[:, k], 0.0)
+        out[f"{axis}_std_mm"] = np.where(nonempty, abs(pitch) * np.sqrt(np.maximum(m.var_cells2[:, k], 0.0)), 0.0)
     return out
 
 
@@ -143,7 +144,7 @@ def moments(ecal_gev, geometry: SamplingCalorimeter = DEFAULT_GEOMETRY) -> dict[
     """
     ecal = _batch(ecal_gev)
     _check_geometry(ecal, geometry)
-    return moments_from_profiles(*profiles(ecal), geometry)
+    return moments_mm(energy_moments(ecal), geometry)
 
 
 def hit_count(ecal_gev, threshold_gev: float = DEFAULT_HIT_THRESHOLD_GEV) -> np.ndarray:
@@ -197,17 +198,20 @@ def shower_features(
     energy_gev,
     geometry: SamplingCalorimeter = DEFAULT_GEOMETRY,
     threshold_gev: float | None = None,
+    moments_: ops.EcalMoments | None = None,
 ) -> dict[str, np.ndarray]:
     """Scalar per-shower features used for distances: a dict over :data:`SCALAR_FEATURES`, each (N,).
 
     ``threshold_gev`` is the hit threshold (default :func:`hit_threshold_gev` of ``geometry``, 0.1 MIP).
+    ``moments_``: :func:`energy_moments` of ``ecal_gev`` when the caller has them already (validation also needs
+    the profiles), so the cells are read once.
     """
     ecal = _batch(ecal_gev)
     _check_geometry(ecal, geometry)
     thr = hit_threshold_gev(geometry) if threshold_gev is None else float(threshold_gev)
-    x, y, z = profiles(ecal)
-    feats = {"sampling_fraction": _divide_by_primary(z.sum(axis=1), energy_gev)}
-    feats.update(moments_from_profiles(x, y, z, geometry))
+    m = energy_moments(ecal) if moments_ is None else moments_
+    feats = {"sampling_fraction": _divide_by_primary(m.profile_z.sum(axis=1), energy_gev)}
+    feats.update(moments_mm(m, geometry))
     feats["hit_count"] = hit_count(ecal, thr)
     feats["sparsity"] = feats["hit_count"] / float(np.prod(ecal.shape[1:]))
     return {k: feats[k] for k in SCALAR_FEATURES}
