@@ -80,24 +80,27 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+def skip_or_fail(require_var: str, reason: str) -> None:
+    """Skip with ``reason``, or fail when ``require_var`` is set (not empty, not 0): CI sets it for every real
+    component it provides (HPCGEN_REQUIRE_OPS, _HOROVOD, _SLURM), so a missing one can never pass as a skip."""
+    if os.environ.get(require_var, "") not in ("", "0"):
+        pytest.fail(f"{require_var} is set but {reason}")
+    pytest.skip(f"{reason}; {require_var}=1 turns this skip into a failure")
+
+
 def require_ops() -> None:
-    """Skip when the compiled fused-op library is not live, unless HPCGEN_REQUIRE_OPS is set (not empty, not 0)."""
+    """Skip when the compiled fused-op library is not live, unless HPCGEN_REQUIRE_OPS is set: then fail."""
     from hpcgen.ops import library
 
-    if library.has_kernels("cpu"):
-        return
-    reason = f"the compiled fused-op library is not live ({library.status()}); `make ops` builds it"
-    if os.environ.get("HPCGEN_REQUIRE_OPS", "") not in ("", "0"):
-        pytest.fail(f"HPCGEN_REQUIRE_OPS is set but {reason}")
-    pytest.skip(f"{reason}; HPCGEN_REQUIRE_OPS=1 turns this skip into a failure")
+    if not library.has_kernels("cpu"):
+        skip_or_fail("HPCGEN_REQUIRE_OPS",
+                     f"the compiled fused-op library is not live ({library.status()}); `make ops` builds it")
 
 
 def require_horovod() -> None:
-    """Skip when Horovod is not built here, unless HPCGEN_REQUIRE_HOROVOD is set (not empty, not 0): then fail."""
+    """Skip when Horovod is not built here, unless HPCGEN_REQUIRE_HOROVOD is set: then fail."""
     try:
         import horovod.torch  # noqa: F401
     except Exception as exc:  # a broken build fails with OSError/undefined symbols, not only ImportError
-        if os.environ.get("HPCGEN_REQUIRE_HOROVOD", "") not in ("", "0"):
-            pytest.fail(f"HPCGEN_REQUIRE_HOROVOD is set but `import horovod.torch` failed: {exc}")
-        pytest.skip(f"Horovod is not installed (`import horovod.torch`: {exc}); `make horovod` builds it, "
-                    "HPCGEN_REQUIRE_HOROVOD=1 turns this skip into a failure")
+        skip_or_fail("HPCGEN_REQUIRE_HOROVOD",
+                     f"`import horovod.torch` failed ({exc}); `make horovod` builds Horovod")

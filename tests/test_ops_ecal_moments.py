@@ -1,9 +1,16 @@
-"""hpcgen.ops.ecal_moments (and ecal_sum): what the energy moments mean, checked on the reference twin.
+"""hpcgen.ops.ecal_moments (and ecal_sum): what the energy moments mean, checked on the reference twin; and what a
+user without the compiled library gets (these run whether or not the library is built).
 
 Kernel-vs-reference parity, opcheck and gradcheck of the compiled op are in tests/test_ops_kernels.py.
 """
 
 from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -116,3 +123,38 @@ def test_train_config_accepts_exactly_the_ops_impls():
     from hpcgen.config import OPS_IMPLS
 
     assert OPS_IMPLS == ops.IMPLS
+
+
+def test_a_missing_library_warns_once_and_falls_back_to_the_reference():
+    code = (
+        "import warnings, torch\n"
+        "from hpcgen import ops\n"
+        "x = torch.rand(2, 5, 5, 5, dtype=torch.float64)\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    a = ops.ecal_moments(x); b = ops.ecal_moments(x); ops.radial_power_spectrum(torch.rand(1, 8, 8), 1e-3)\n"
+        "print(len([m for m in w if 'fused ops unavailable' in str(m.message)]))\n"
+        "print(bool(torch.allclose(a.total, x.sum((1, 2, 3)), rtol=1e-12)))\n"
+        "print(ops.status())\n"
+        "try:\n"
+        "    ops.ecal_moments(x, impl='cpu')\n"
+        "except RuntimeError as e:\n"
+        "    print('error:', e)\n"
+    )
+    env = {**os.environ, "HPCGEN_OPS_LIBRARY": "/nonexistent/_hpcgen_ops.so"}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "1" and lines[1] == "True"
+    assert lines[2].startswith("reference (pure torch): /nonexistent/_hpcgen_ops.so is not built")
+    assert lines[3].startswith("error: impl='cpu' needs the compiled cpu kernels") and "make ops" in lines[3]
+
+
+def test_build_without_a_compiler_warns_and_leaves_the_reference_path(tmp_path):
+    # A PATH holding only `dirname`: no cmake, no c++. The build must not fail the setup.
+    (tmp_path / "dirname").symlink_to(shutil.which("dirname"))
+    script = Path(__file__).resolve().parent.parent / "scripts" / "build-ops.sh"
+    res = subprocess.run(["/bin/bash", str(script)], env={"PATH": str(tmp_path), "VENV": "/nonexistent"},
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "cmake and a C++ compiler (c++) not found" in res.stderr and "pure-torch reference" in res.stderr

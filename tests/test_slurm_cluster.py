@@ -8,7 +8,6 @@ wait is bounded; a timeout or a failed job fails the test with the job's record 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from tests.conftest import require_horovod, run_cli, write_small_calo
+from tests.conftest import require_horovod, run_cli, skip_or_fail, write_small_calo
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL",
@@ -36,9 +35,7 @@ def slurm():
         if "UP" not in ping.stdout:
             problem = f"no Slurm controller answers (scontrol ping: {ping.stdout.strip() or ping.stderr.strip()})"
     if problem:
-        if os.environ.get("HPCGEN_REQUIRE_SLURM", "") not in ("", "0"):
-            pytest.fail(f"HPCGEN_REQUIRE_SLURM is set but {problem}; start one with scripts/local-slurm.sh start")
-        pytest.skip(f"{problem}: scripts/local-slurm.sh start (HPCGEN_REQUIRE_SLURM=1 makes this a failure)")
+        skip_or_fail("HPCGEN_REQUIRE_SLURM", f"{problem}; start one with scripts/local-slurm.sh start")
 
 
 def submit(*args: str, cwd: Path) -> str:
