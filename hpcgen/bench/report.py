@@ -2,7 +2,7 @@
 
 ``render_report(paths, out_dir)`` writes ``out_dir/report.md`` and one or more PNGs per file. Renderers by kind:
 ``mc_throughput``/``throughput`` (samples/s vs energy per generator, speed-up at fidelity against
-``config["reference"]``), ``fused_ops`` (kernel speed-ups), ``train_throughput``/``scaling`` (efficiency vs ranks,
+``config["reference"]``), ``fused_ops`` (kernel speed-ups), ``scaling`` (efficiency vs ranks,
 measured points and model predictions); any other kind gets a generic table of its rows. Measured rows, model
 predictions and literature anchors are always shown in separate, labelled tables. Numbers: 3 significant digits;
 a summary reads ``median [min–max], n=N``; ``—`` is null (none, or not recorded).
@@ -186,20 +186,16 @@ def _mode(row: dict, config: dict) -> str:
     return mode if mode in ("weak", "strong") else ""
 
 
-def _efficiency(row: dict):
-    return row.get("efficiency", row.get("efficiency_vs_1_rank"))
-
-
 def _render_scaling(result: dict, stem: str, out_dir: Path) -> list[str]:
     rows, config = result["rows"], result["config"]
-    table = [{**r, "mode": _mode(r, config), "efficiency": _efficiency(r)} for r in rows]
+    table = [{**r, "mode": _mode(r, config)} for r in rows]
     cols = [c for c in ("model", "engine", "mode", "ranks", "batch_per_rank") if any(t.get(c) for t in table)]
     cols += ["samples_per_s_total", "efficiency"]
     lines = ["Measured rows:", ""] + _table(table, cols)
     fig, ax = _new_figure(f"parallel efficiency vs ranks ({stem})")
     measured: dict[tuple, list[dict]] = {}
     for t in table:
-        if t["efficiency"] is not None:
+        if t.get("efficiency") is not None:
             measured.setdefault((t.get("model"), t.get("engine"), t["mode"]), []).append(t)
     for key, ts in measured.items():
         ts = sorted(ts, key=lambda t: t["ranks"])
@@ -233,7 +229,7 @@ def _render_generic(result: dict, stem: str, out_dir: Path) -> list[str]:
 
 
 RENDERERS = {"mc_throughput": _render_throughput, "throughput": _render_throughput, "fused_ops": _render_fused_ops,
-             "train_throughput": _render_scaling, "scaling": _render_scaling}
+             "scaling": _render_scaling}
 
 
 def _section(path: Path, result: dict, stem: str, out_dir: Path) -> list[str]:

@@ -97,14 +97,16 @@ def host_info(engine: str | None = None) -> dict:
 
 
 def make_result(kind: str, config: dict, rows: list, host: dict | None = None, predictions: list | None = None,
-                literature: list | None = None) -> dict:
-    """A result dict in schema order; ``host`` defaults to :func:`host_info`, ``created`` is now (UTC)."""
+                literature: list | None = None, **extra) -> dict:
+    """A result dict in schema order; ``host`` defaults to :func:`host_info`, ``created`` is now (UTC). ``extra``:
+    further top-level keys (derived ratios, notes), placed before ``created``."""
     result = {"schema": SCHEMA, "kind": kind, "host": host_info() if host is None else host, "config": config,
               "rows": rows}
     if predictions is not None:
         result["predictions"] = predictions
     if literature is not None:
         result["literature"] = literature
+    result.update(extra)
     result["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     return result
 
