@@ -124,6 +124,16 @@ def _binning(n: int, n_edges: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray
     return idx, weight, modes, kmean
 
 
+def _check_pixel_rad(pixel_rad) -> float:
+    try:
+        ok = math.isfinite(float(pixel_rad)) and float(pixel_rad) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"pixel_rad must be a positive number of radians, got {pixel_rad!r}")
+    return float(pixel_rad)
+
+
 def spectrum_bins(pixels: int, pixel_rad: float, bins: int | Sequence[float] | np.ndarray | torch.Tensor = DEFAULT_BINS,
                   log_bins: bool = True, ell_range: tuple[float, float] | None = None):
     """The binning shared by every implementation: (edges_ell, idx, weight, modes, ell_mean).
@@ -131,13 +141,7 @@ def spectrum_bins(pixels: int, pixel_rad: float, bins: int | Sequence[float] | n
     ``idx`` (N·(N//2+1),) maps each rfft2 cell to its bin (nb for cells not binned: ℓ = 0 and outside the edges);
     ``weight`` is 1 or 2 (Hermitian pairs). ``bins`` is a count (see :func:`default_edges`) or explicit ℓ edges.
     """
-    try:
-        ok = math.isfinite(float(pixel_rad)) and float(pixel_rad) > 0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"pixel_rad must be a positive number of radians, got {pixel_rad!r}")
-    pixel_rad = float(pixel_rad)
+    pixel_rad = _check_pixel_rad(pixel_rad)
     if isinstance(bins, (int, np.integer)):
         edges = default_edges(pixels, pixel_rad, int(bins), log_bins, ell_range)
     else:
@@ -160,36 +164,67 @@ def check_maps(maps: torch.Tensor) -> None:
         raise ValueError(f"maps must be floating point (float32 or float64), got dtype {maps.dtype}")
 
 
-def _prepare(maps, pixel_rad, bins, log_bins, ell_range):
+class _Tables(NamedTuple):
+    """Everything a spectrum call needs besides the maps, as tensors on the maps' device (cached per binning)."""
+
+    ell: torch.Tensor  # (nb,) float64 mean ℓ per bin
+    edges: torch.Tensor  # (nb+1,) float64
+    modes: torch.Tensor  # (nb,) int64
+    idx: torch.Tensor  # reference: bin per rfft cell (nb = not binned)
+    weight: torch.Tensor  # reference: Hermitian weight per cell, in the maps' dtype
+    factor: torch.Tensor  # fused: weight·Δ²/N²/modes[bin] per cell
+    bin_index: torch.Tensor  # fused: = idx
+    order: torch.Tensor  # fused: binned cells grouped by bin (CSR)
+    offsets: torch.Tensor  # fused: (nb+1,) CSR offsets
+
+
+@functools.lru_cache(maxsize=64)
+def _device_tables(n: int, pixel_rad: float, bins: int | tuple[float, ...], log_bins: bool,
+                   ell_range: tuple[float, float] | None, dtype: torch.dtype, device: torch.device) -> _Tables:
+    """The tables of one binning on one device, built (and copied to the device) once, not on every call: the
+    spectral loss calls the op twice per training step, and each host→device copy would be a sync on CUDA."""
+    edges, idx, weight, modes, ell = spectrum_bins(n, pixel_rad, bins if isinstance(bins, int) else np.asarray(bins),
+                                                   log_bins, ell_range)
+    nb = modes.size
+    binned = idx < nb
+    factor = np.zeros(idx.size)
+    factor[binned] = weight[binned] * (pixel_rad**2 / n**2) / np.maximum(modes[idx[binned]], 1)
+    order = np.argsort(idx, kind="stable")[: int(binned.sum())]  # binned cells grouped by bin, in cell order
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(idx[binned], minlength=nb))])
+    as_t = functools.partial(torch.as_tensor, device=device)
+    idx_t = as_t(idx, dtype=torch.int64)
+    return _Tables(ell=as_t(ell, dtype=torch.float64), edges=as_t(edges, dtype=torch.float64),
+                   modes=as_t(modes, dtype=torch.int64), idx=idx_t, weight=as_t(weight, dtype=dtype),
+                   factor=as_t(factor, dtype=dtype), bin_index=idx_t, order=as_t(order, dtype=torch.int64),
+                   offsets=as_t(offsets, dtype=torch.int64))
+
+
+def _prepare(maps, pixel_rad, bins, log_bins, ell_range) -> tuple[torch.Tensor, _Tables]:
     check_maps(maps)
-    n = int(maps.shape[-1])
-    edges, idx, weight, modes, ell = spectrum_bins(n, pixel_rad, bins, log_bins, ell_range)
     # Half-precision inputs are transformed in float32: the FFT has no bf16/fp16 path on every device.
     x = maps if maps.dtype in (torch.float32, torch.float64) else maps.float()
-    return x, n, edges, idx, weight, modes, ell
+    if not isinstance(bins, (int, np.integer)):  # explicit edges: a hashable key (spectrum_bins checks them)
+        arr = np.asarray(bins.detach().cpu() if isinstance(bins, torch.Tensor) else bins, dtype=np.float64)
+        bins = tuple(arr.tolist()) if arr.ndim == 1 else ()
+    else:
+        bins = int(bins)
+    ell_range = None if ell_range is None else tuple(float(v) for v in ell_range)
+    return x, _device_tables(int(maps.shape[-1]), _check_pixel_rad(pixel_rad), bins, bool(log_bins), ell_range,
+                             x.dtype, x.device)
 
 
-def _result(x, edges, modes, ell, cl, sum_cl, sum_cl2) -> PowerSpectrum:
-    dev = x.device
-    return PowerSpectrum(
-        ell=torch.as_tensor(ell, dtype=torch.float64, device=dev),
-        edges=torch.as_tensor(edges, dtype=torch.float64, device=dev),
-        cl=cl,
-        modes=torch.as_tensor(modes, device=dev),
-        sum_cl=sum_cl,
-        sum_cl2=sum_cl2,
-        count=torch.tensor(float(x.shape[0]), dtype=x.dtype, device=dev),
-    )
+def _result(x, t: _Tables, cl, sum_cl, sum_cl2) -> PowerSpectrum:
+    # ell, edges and modes are copies (on the device, no sync): a caller may change them without touching the cache
+    return PowerSpectrum(ell=t.ell.clone(), edges=t.edges.clone(), cl=cl, modes=t.modes.clone(), sum_cl=sum_cl,
+                         sum_cl2=sum_cl2, count=torch.full((), float(x.shape[0]), dtype=x.dtype, device=x.device))
 
 
 def radial_power_spectrum_ref(maps: torch.Tensor, pixel_rad: float, bins=DEFAULT_BINS, log_bins: bool = True,
                               ell_range: tuple[float, float] | None = None) -> PowerSpectrum:
     """Reference implementation of :func:`hpcgen.ops.radial_power_spectrum` (rfft2, then an index_add binning)."""
-    x, n, edges, idx, weight, modes, ell = _prepare(maps, pixel_rad, bins, log_bins, ell_range)
-    dev = x.device
-    cl = binned_cl_ref(torch.fft.rfft2(x), pixel_rad, torch.as_tensor(idx, device=dev),
-                       torch.as_tensor(weight, dtype=x.dtype, device=dev), torch.as_tensor(modes, device=dev))
-    return _result(x, edges, modes, ell, cl, cl.sum(dim=0), cl.square().sum(dim=0))
+    x, t = _prepare(maps, pixel_rad, bins, log_bins, ell_range)
+    cl = binned_cl_ref(torch.fft.rfft2(x), float(pixel_rad), t.idx, t.weight, t.modes)
+    return _result(x, t, cl, cl.sum(dim=0), cl.square().sum(dim=0))
 
 
 def binned_cl_ref(f: torch.Tensor, pixel_rad: float, idx: torch.Tensor, weight: torch.Tensor,
@@ -206,18 +241,11 @@ def binned_cl_ref(f: torch.Tensor, pixel_rad: float, idx: torch.Tensor, weight: 
     return sums / modes.clamp(min=1).to(weight.dtype)
 
 
-@functools.lru_cache(maxsize=32)
 def _kernel_tables(n: int, pixel_rad: float, edges: tuple[float, ...], dtype: torch.dtype, device: torch.device):
-    """The fused kernel's per-cell tables: factor = weight·Δ²/N²/modes[bin], bin index, and the CSR order by bin."""
-    _, idx, weight, modes, _ = spectrum_bins(n, pixel_rad, np.asarray(edges))
-    nb = modes.size
-    binned = idx < nb
-    factor = np.zeros(idx.size)
-    factor[binned] = weight[binned] * (pixel_rad**2 / n**2) / np.maximum(modes[idx[binned]], 1)
-    order = np.argsort(idx, kind="stable")[: int(binned.sum())]  # binned cells grouped by bin, in cell order
-    offsets = np.concatenate([[0], np.cumsum(np.bincount(idx[binned], minlength=nb))])
-    as_t = functools.partial(torch.as_tensor, device=device)
-    return as_t(factor, dtype=dtype), as_t(idx, dtype=torch.int64), as_t(order, dtype=torch.int64), as_t(offsets, dtype=torch.int64)
+    """The fused kernel's per-cell tables for explicit ℓ ``edges``: factor = weight·Δ²/N²/modes[bin], bin index,
+    and the CSR order and offsets by bin (from the same cache as the op's own calls)."""
+    t = _device_tables(n, float(pixel_rad), tuple(edges), True, None, dtype, device)
+    return t.factor, t.bin_index, t.order, t.offsets
 
 
 def radial_power_spectrum_fused(maps: torch.Tensor, pixel_rad: float, bins=DEFAULT_BINS, log_bins: bool = True,
@@ -226,8 +254,7 @@ def radial_power_spectrum_fused(maps: torch.Tensor, pixel_rad: float, bins=DEFAU
 
     Needs the compiled library (:mod:`hpcgen.ops.library`) with a kernel for the maps' device.
     """
-    x, n, edges, _, _, modes, ell = _prepare(maps, pixel_rad, bins, log_bins, ell_range)
-    factor, bin_index, order, offsets = _kernel_tables(n, float(pixel_rad), tuple(edges.tolist()), x.dtype, x.device)
+    x, t = _prepare(maps, pixel_rad, bins, log_bins, ell_range)
     spectrum = torch.view_as_real(torch.fft.rfft2(x)).reshape(x.shape[0], -1, 2)
-    cl, sum_cl, sum_cl2 = torch.ops.hpcgen.radial_power_bin(spectrum, factor, bin_index, order, offsets)
-    return _result(x, edges, modes, ell, cl, sum_cl, sum_cl2)
+    cl, sum_cl, sum_cl2 = torch.ops.hpcgen.radial_power_bin(spectrum, t.factor, t.bin_index, t.order, t.offsets)
+    return _result(x, t, cl, sum_cl, sum_cl2)
