@@ -16,6 +16,17 @@ if TYPE_CHECKING:
 
 # Primary energies the calorimeter generators accept (GFlash's fits and the cascade's cost both assume this).
 ENERGY_MIN_GEV, ENERGY_MAX_GEV = 1.0, 1000.0
+# --device of every torch job: auto (this rank's GPU when torch sees one, hpcgen.dist.launch.select_device) | cpu | cuda
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_choice(value, allowed, flag: str) -> None:
+    """A one-line UserError naming ``flag`` unless ``value`` is one of ``allowed``: "--device: expected auto, cpu or
+    cuda, got 'x'"."""
+    if value not in allowed:
+        names = [str(a) for a in allowed]
+        words = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise UserError(f"{flag}: expected {words}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -169,8 +180,7 @@ class TrainConfig:
             raise UserError(f"--warmup-steps: expected >= 0, got {self.warmup_steps}")
         if self.seed < 0:
             raise UserError(f"--seed: expected an integer >= 0, got {self.seed}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise UserError(f"--device: expected auto, cpu or cuda, got {self.device!r}")
+        check_choice(self.device, DEVICES, "--device")
         if self.ops_impl not in OPS_IMPLS:
             raise UserError(f"--ops-impl: expected one of {', '.join(OPS_IMPLS)}, got {self.ops_impl!r}")
         if not 0 <= self.label_flip < 0.5 or not 0 <= self.label_swap < 0.5:

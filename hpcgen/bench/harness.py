@@ -5,6 +5,7 @@ tests can check what is and is not timed without depending on wall-clock speed.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -30,6 +31,16 @@ def time_calls(fn: Callable[[], object], warmup: int, repeats: int, clock: Calla
             sync()
         times.append(clock() - t0)
     return times
+
+
+def device_sync(device) -> Callable[[], None] | None:
+    """The ``sync`` of :func:`time_calls` for work on the torch ``device``: wait for that GPU's queued kernels on
+    CUDA, None on CPU (its calls return when their work is done)."""
+    if device.type != "cuda":
+        return None
+    import torch  # here, so that the timer itself stays free of torch
+
+    return functools.partial(torch.cuda.synchronize, device)
 
 
 def rates(counts_per_call: float, seconds: list[float]) -> list[float]:

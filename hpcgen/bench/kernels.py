@@ -28,13 +28,9 @@ from pathlib import Path
 
 import torch
 
+from hpcgen.bench.harness import device_sync, time_calls
 from hpcgen.bench.results import host_info, make_result, summarise, write_result
 from hpcgen.errors import UserError
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def ecal_cases(batch, device, power):
@@ -117,15 +113,7 @@ def copy_time(nbytes, device, repeats):
     """Median seconds of a copy that moves the same traffic: nbytes/2 read + nbytes/2 written."""
     src = torch.empty(max(1, nbytes // 8), dtype=torch.float32, device=device).uniform_()
     dst = torch.empty_like(src)
-    times = []
-    for i in range(repeats + 3):
-        _sync(device)
-        t0 = time.perf_counter()
-        dst.copy_(src)
-        _sync(device)
-        if i >= 3:
-            times.append(time.perf_counter() - t0)
-    return summarise(times)["median"]
+    return summarise(time_calls(lambda: dst.copy_(src), warmup=3, repeats=repeats, sync=device_sync(device)))["median"]
 
 
 def time_cases(arg, cases, device, warmup, repeats):
@@ -138,13 +126,14 @@ def time_cases(arg, cases, device, warmup, repeats):
         if name == "torch.compile":
             inductor_kernels[name] = _kernel_count() - before
     times = {name: [] for name in cases}
+    sync = device_sync(device) or (lambda: None)
     for _ in range(repeats):
         for name, fn in cases.items():
             arg.grad = None
-            _sync(device)
+            sync()
             t0 = time.perf_counter()
             fn()
-            _sync(device)
+            sync()
             times[name].append(time.perf_counter() - t0)
     return times, inductor_kernels.get("torch.compile")
 

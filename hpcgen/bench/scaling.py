@@ -32,7 +32,7 @@ import torch
 
 from hpcgen.bench import scaling_model as sm
 from hpcgen.bench.results import host_info, make_result, summarise, write_result
-from hpcgen.config import TrainConfig
+from hpcgen.config import TrainConfig, check_choice
 from hpcgen.data import cosmo_file
 from hpcgen.data.calo_file import calo_attrs, open_calo, write_calo_file
 from hpcgen.dist.engine import make_engine
@@ -45,11 +45,6 @@ from hpcgen.sim.calo_gflash import simulate_gflash
 MODELS, ENGINES, MODES = ("calo", "cosmo"), ("ddp", "horovod"), ("weak", "strong")
 DEFAULT_NETWORKS = ("slingshot-11", "hdr-infiniband", "ethernet-25g")
 PROBE_WARMUP, PROBE_REPEATS = 3, 10
-
-
-def _choice(flag: str, value, allowed) -> None:
-    if value not in allowed:
-        raise UserError(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
 
 
 def _ints(flag: str, values, minimum: int = 1) -> tuple[int, ...]:
@@ -75,8 +70,8 @@ class ScalingConfig:
     predict_ranks: tuple = tuple(2**k for k in range(11))
 
     def __post_init__(self) -> None:
-        _choice("--model", self.model, MODELS)
-        _choice("--mode", self.mode, MODES)
+        check_choice(self.model, MODELS, "--model")
+        check_choice(self.mode, MODES, "--mode")
         self.engines = (self.engines,) if isinstance(self.engines, str) else tuple(self.engines)
         if not self.engines or len(set(self.engines)) != len(self.engines) or set(self.engines) - set(ENGINES):
             raise UserError(f"--engine: expected distinct values of {', '.join(ENGINES)}, got {list(self.engines)}")

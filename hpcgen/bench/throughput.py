@@ -17,15 +17,16 @@ Anchors from the literature (CaloGAN, 3DGAN, Geant4 cost; shared/REFERENCE.md §
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from hpcgen.bench.harness import rates, sized_batch, time_calls
+from hpcgen.bench.harness import device_sync, rates, sized_batch, time_calls
 from hpcgen.bench.results import host_info, make_result, summarise, write_result
+from hpcgen.config import DEVICES, check_choice
+from hpcgen.dist.launch import process_ranks, select_device
 from hpcgen.errors import UserError
 from hpcgen.seeding import stream
 
@@ -64,46 +65,53 @@ class CaloThroughputConfig:
     def __post_init__(self) -> None:
         if not self.energies_gev or not all(1.0 <= e <= 1000.0 for e in self.energies_gev):
             raise UserError(f"--energies-gev: expected energies within 1-1000 GeV, got {list(self.energies_gev)}")
-        if not self.gan_batches or min(self.gan_batches) < 1:
-            raise UserError(f"--gan-batches: expected batch sizes >= 1, got {list(self.gan_batches)}")
-        if not self.seconds > 0 or self.repeats < 1:
-            raise UserError(f"--seconds / --repeats: expected > 0 and >= 1, got {self.seconds}, {self.repeats}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise UserError(f"--device: expected auto, cpu or cuda, got {self.device!r}")
-        if any(t < 1 for t in self.threads):
-            raise UserError(f"--threads: expected thread counts >= 1, got {list(self.threads)}")
         if self.fidelity_n < 10:
             raise UserError(f"--fidelity-n: expected >= 10 showers per energy, got {self.fidelity_n}")
-        if not (Path(self.checkpoint) / "checkpoint.pt").exists():
-            raise UserError(f"--checkpoint: {self.checkpoint} holds no checkpoint.pt "
-                            "(expected a run directory of `hpcgen train calo`)")
+        check_throughput_config(self, "calo")
+
+
+def check_throughput_config(cfg, domain: str) -> None:
+    """The flags both throughput configs share (--gan-batches, --seconds, --repeats, --device, --threads and, last,
+    --checkpoint, a run directory of ``hpcgen train <domain>``)."""
+    if not cfg.gan_batches or min(cfg.gan_batches) < 1:
+        raise UserError(f"--gan-batches: expected batch sizes >= 1, got {list(cfg.gan_batches)}")
+    if not cfg.seconds > 0 or cfg.repeats < 1:
+        raise UserError(f"--seconds / --repeats: expected > 0 and >= 1, got {cfg.seconds}, {cfg.repeats}")
+    check_choice(cfg.device, DEVICES, "--device")
+    if any(t < 1 for t in cfg.threads):
+        raise UserError(f"--threads: expected thread counts >= 1, got {list(cfg.threads)}")
+    if not (Path(cfg.checkpoint) / "checkpoint.pt").exists():
+        raise UserError(f"--checkpoint: {cfg.checkpoint} holds no checkpoint.pt "
+                        f"(expected a run directory of `hpcgen train {domain}`)")
 
 
 def resolve_device(name: str) -> torch.device:
-    """The GAN's device for ``--device auto|cpu|cuda`` (auto: the GPU of this rank when torch sees one)."""
+    """The GAN's device for ``--device auto|cpu|cuda``: :func:`hpcgen.dist.launch.select_device` at this process'
+    local rank (auto: this rank's GPU when torch sees one), with a one-line error for cuda without a GPU."""
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device: cuda requested but torch sees no GPU here")
-    if name in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
-    return torch.device("cpu")
+    return select_device(process_ranks().local_rank, name)
+
+
+def time_gan(sample, batch: int, cfg, device: torch.device) -> list[float]:
+    """Seconds of ``cfg.repeats`` calls of ``sample(batch)`` after one warm-up call, synchronised on the GAN's device."""
+    return time_calls(lambda: sample(batch), warmup=1, repeats=cfg.repeats, sync=device_sync(device))
 
 
 def gan_scans(name: str, sample, flops, cfg, device: torch.device, world, make_row) -> list[dict]:
     """The GAN's batch-size scan and, on CPU, its thread-count scan (at the largest batch), as rows with "scan"."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else None
     rows = []
     for batch in cfg.gan_batches:
         world.barrier()
-        secs = time_calls(lambda: sample(batch), warmup=1, repeats=cfg.repeats, sync=sync)
-        rows.append(make_row(batch, rates(batch, secs)) | {"scan": "batch"})
+        rows.append(make_row(batch, rates(batch, time_gan(sample, batch, cfg, device))) | {"scan": "batch"})
     if device.type == "cpu" and cfg.threads:
         before, batch = torch.get_num_threads(), max(cfg.gan_batches)
         try:
             for t in cfg.threads:
                 torch.set_num_threads(t)
                 world.barrier()
-                secs = time_calls(lambda: sample(batch), warmup=1, repeats=cfg.repeats)
-                rows.append(make_row(batch, rates(batch, secs)) | {"scan": "threads", "threads": t})
+                rows.append(make_row(batch, rates(batch, time_gan(sample, batch, cfg, device)))
+                            | {"scan": "threads", "threads": t})
         finally:
             torch.set_num_threads(before)
     return rows
@@ -156,9 +164,29 @@ def _fidelity(samples: dict, energy_gev: float, geometry, work: Path) -> dict[st
 def matmul_peak_flops(n: int = 1024, repeats: int = 5, device: torch.device = torch.device("cpu")) -> float:
     """Peak float32 FLOP/s of an n×n matmul on ``device`` (median of repeats; this process' torch threads on CPU)."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else None
-    secs = time_calls(lambda: a @ b, warmup=2, repeats=repeats, sync=sync)
+    secs = time_calls(lambda: a @ b, warmup=2, repeats=repeats, sync=device_sync(device))
     return 2.0 * n**3 / summarise(secs)["median"]
+
+
+def finish_throughput(cfg, world, device: torch.device, rows: list[dict], *, fidelity, config, literature: list,
+                      headline, log) -> dict | None:
+    """The tail both throughput benchmarks share. Every rank measures the matmul peak on the GAN's device; rank 0
+    then gives each row its ``fidelity(row)`` and, for the GAN, its FLOP/s per rank and fraction of that peak, makes
+    the result with ``config(peak)``, writes ``cfg.out``, logs ``headline(result)`` and returns it (others: None)."""
+    peak = matmul_peak_flops(device=device)  # the GAN's device
+    if world.rank != 0:
+        return None
+    for row in rows:
+        row["fidelity"] = fidelity(row)
+        if row.get("flops_per_sample"):
+            achieved = row["flops_per_sample"] * row["samples_per_s"]["median"] / world.size
+            row["flops_per_s_per_rank"] = achieved
+            row["fraction_of_matmul_peak"] = achieved / peak
+    result = make_result("throughput", config(peak), rows, host=host_info(), literature=literature)
+    write_result(cfg.out, result)
+    for line in headline(result):
+        log(line)
+    return result
 
 
 def run_calo_throughput(cfg: CaloThroughputConfig, world, log=print) -> dict | None:
@@ -183,42 +211,34 @@ def run_calo_throughput(cfg: CaloThroughputConfig, world, log=print) -> dict | N
                     n, secs = _time_mc(sim, energy, cfg)
                 else:
                     n = max(cfg.gan_batches)
-                    secs = time_calls(lambda: sim(np.full(n, energy)), warmup=1, repeats=cfg.repeats,
-                                      sync=torch.cuda.synchronize if device.type == "cuda" else None)
+                    secs = time_gan(lambda b, sim=sim, energy=energy: sim(np.full(b, energy)), n, cfg, device)
                 rows.append(_row(name, kind, energy, n, rates(n, secs), world, flops,
                                  device.type if kind == "gan" else "cpu"))
         scan_energy = min(cfg.energies_gev, key=lambda e: abs(e - 100.0))  # scans at the energy nearest 100 GeV
         name, (_, sim, flops) = next((k, v) for k, v in gens.items() if v[0] == "gan")
         rows += gan_scans(name, lambda b: sim(np.full(b, scan_energy)), flops, cfg, device, world,
                           lambda b, r: _row(name, "gan", scan_energy, b, r, world, flops, device.type))
-    peak = matmul_peak_flops(device=device)  # the GAN's device
-    if world.rank != 0:
-        return None
-    for row in rows:
-        row["fidelity"] = fidelity_by_energy[row["energy_gev"]][row["generator"]]
-        if row.get("flops_per_sample"):
-            achieved = row["flops_per_sample"] * row["samples_per_s"]["median"] / world.size
-            row["flops_per_s_per_rank"] = achieved
-            row["fraction_of_matmul_peak"] = achieved / peak
-    config = {"domain": "calo", "reference": REFERENCE_MC, "energies_gev": list(cfg.energies_gev),
-              "gan_batches": list(cfg.gan_batches), "seconds": cfg.seconds, "repeats": cfg.repeats,
-              "fidelity_n": cfg.fidelity_n, "seed": cfg.seed, "checkpoint": str(cfg.checkpoint), "ranks": world.size,
-              "threads_per_rank": torch.get_num_threads(), "matmul_peak_flops_per_s": peak,
-              "gan_device": str(device), "threads_scan": list(cfg.threads),
-              "gflash_tune": "cascade", "fidelity_keys": {k: list(v) for k, v in FIDELITY_KEYS.items()},
-              "fidelity_floor": {f"{e:g}": fid[FLOOR] for e, fid in fidelity_by_energy.items()}}
-    result = make_result("throughput", config, rows, host=host_info(), literature=LITERATURE)
-    write_result(cfg.out, result)
-    for line in headline(result):
-        log(line)
-    return result
+
+    def config(peak: float) -> dict:
+        return {"domain": "calo", "reference": REFERENCE_MC, "energies_gev": list(cfg.energies_gev),
+                "gan_batches": list(cfg.gan_batches), "seconds": cfg.seconds, "repeats": cfg.repeats,
+                "fidelity_n": cfg.fidelity_n, "seed": cfg.seed, "checkpoint": str(cfg.checkpoint), "ranks": world.size,
+                "threads_per_rank": torch.get_num_threads(), "matmul_peak_flops_per_s": peak,
+                "gan_device": str(device), "threads_scan": list(cfg.threads),
+                "gflash_tune": "cascade", "fidelity_keys": {k: list(v) for k, v in FIDELITY_KEYS.items()},
+                "fidelity_floor": {f"{e:g}": fid[FLOOR] for e, fid in fidelity_by_energy.items()}}
+
+    return finish_throughput(cfg, world, device, rows,
+                             fidelity=lambda row: fidelity_by_energy[row["energy_gev"]][row["generator"]],
+                             config=config, literature=LITERATURE, headline=headline, log=log)
 
 
 def _row(name, kind, energy, batch, per_rank_rates, world, flops, device_type="cpu") -> dict:
+    """One measured row; ``energy`` None where a sample has no primary energy (κ maps)."""
     # aggregate throughput of the job: each timed repetition summed over ranks (they ran at the same time)
     total = [sum(world.allreduce_sum([r])) for r in per_rank_rates] if world.size > 1 else per_rank_rates
-    row = {"generator": name, "kind_of_generator": kind, "energy_gev": float(energy), "batch": int(batch),
-           "device": device_type, "samples_per_s": summarise(total)}
+    row = {"generator": name, "kind_of_generator": kind, "energy_gev": None if energy is None else float(energy),
+           "batch": int(batch), "device": device_type, "samples_per_s": summarise(total)}
     if flops:
         row["flops_per_sample"] = int(flops)
     return row

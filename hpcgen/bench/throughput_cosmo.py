@@ -35,8 +35,14 @@ import numpy as np
 import torch
 
 from hpcgen.bench.harness import rates, sized_batch, time_calls
-from hpcgen.bench.results import host_info, make_result, write_result
-from hpcgen.bench.throughput import _row, gan_scans, matmul_peak_flops, resolve_device
+from hpcgen.bench.throughput import (
+    _row,
+    check_throughput_config,
+    finish_throughput,
+    gan_scans,
+    resolve_device,
+    time_gan,
+)
 from hpcgen.errors import UserError
 from hpcgen.seeding import stream
 
@@ -80,22 +86,12 @@ class CosmoThroughputConfig:
             raise UserError(f"--pm-particles-side: expected >= 4 particles per side, got {self.pm_particles_side}")
         if self.pm_steps < 1:
             raise UserError(f"--pm-steps: expected >= 1 kick-drift-kick steps, got {self.pm_steps}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise UserError(f"--device: expected auto, cpu or cuda, got {self.device!r}")
-        if any(t < 1 for t in self.threads):
-            raise UserError(f"--threads: expected thread counts >= 1, got {list(self.threads)}")
-        if not self.gan_batches or min(self.gan_batches) < 1:
-            raise UserError(f"--gan-batches: expected batch sizes >= 1, got {list(self.gan_batches)}")
-        if not self.seconds > 0 or self.repeats < 1:
-            raise UserError(f"--seconds / --repeats: expected > 0 and >= 1, got {self.seconds}, {self.repeats}")
         if self.fidelity_n < 2:
             raise UserError(f"--fidelity-n: expected >= 2 maps per generator (validation needs a map-to-map spread), "
                             f"got {self.fidelity_n}")
         if self.seed < 0:
             raise UserError(f"--seed: expected >= 0, got {self.seed}")
-        if not (Path(self.checkpoint) / "checkpoint.pt").exists():
-            raise UserError(f"--checkpoint: {self.checkpoint} holds no checkpoint.pt "
-                            "(expected a run directory of `hpcgen train cosmo`)")
+        check_throughput_config(self, "cosmo")
 
 
 def _map_spec(meta: dict, pixels: int):
@@ -122,39 +118,17 @@ def _pm_config(cfg: CosmoThroughputConfig, spec):
     return pm
 
 
-def _cosmo_sampler(g: torch.nn.Module, ckpt: dict, device: torch.device, noise_gen: torch.Generator, sigma8: float):
-    """``sample(n) -> (n, N, N)`` float32 numpy κ maps, as ``hpcgen generate`` makes them (training data's σ8)."""
-    from hpcgen.models.pixel_transform import pixel_to_kappa
-    from hpcgen.train.tasks import COSMO_LATENT
-
-    conditioned = bool(ckpt["model_options"].get("sigma8_conditioning"))
-
-    @torch.no_grad()
-    def sample(n: int) -> np.ndarray:
-        z = torch.randn(n, COSMO_LATENT, generator=noise_gen).to(device)
-        sig = torch.full((n,), sigma8, device=device) if conditioned else None
-        return pixel_to_kappa(g(z, sig)).float().cpu().numpy()
-
-    return sample
-
-
 def _generators(cfg: CosmoThroughputConfig, device: torch.device, rank: int):
     """(name → (kind, make(n, rng) -> (n, N, N) κ, flops per sample or None), map spec, PMConfig)."""
-    from hpcgen.jobs.generate import load_generator
+    from hpcgen.jobs.generate import cosmo_sampler, load_generator
     from hpcgen.models import flops_per_sample
     from hpcgen.sim.cosmo_lognormal import simulate_lognormal
     from hpcgen.sim.cosmo_pm import simulate_pm
-    from hpcgen.train.checkpoint import load_checkpoint
 
-    try:
-        domain = load_checkpoint(Path(cfg.checkpoint))["config"]["domain"]
-    except (KeyError, TypeError, RuntimeError, ValueError, EOFError) as exc:
-        raise UserError(f"--checkpoint: {cfg.checkpoint}/checkpoint.pt is not a usable hpcgen checkpoint "
-                        f"({exc})") from None
-    if domain != "cosmo":
-        raise UserError(f"--checkpoint: {cfg.checkpoint} is a {domain} run; "
+    g, ckpt = load_generator(Path(cfg.checkpoint), device)  # one-line errors for an unusable checkpoint
+    if ckpt["config"]["domain"] != "cosmo":
+        raise UserError(f"--checkpoint: {cfg.checkpoint} is a {ckpt['config']['domain']} run; "
                         "throughput --domain cosmo needs a CosmoGAN run (`hpcgen train cosmo`)")
-    g, ckpt = load_generator(Path(cfg.checkpoint), device)
     size = int(ckpt["model_options"]["image_size"])
     if cfg.pixels is not None and cfg.pixels != size:
         raise UserError(f"--pixels: the GAN of {cfg.checkpoint} makes {size}×{size} maps, got {cfg.pixels}; "
@@ -164,7 +138,7 @@ def _generators(cfg: CosmoThroughputConfig, device: torch.device, rank: int):
     pm = _pm_config(cfg, spec)
     sigma8 = spec.cosmology.sigma8
     noise_gen = torch.Generator().manual_seed(int(stream(cfg.seed, 4, rank).integers(0, 2**62)))
-    gan = _cosmo_sampler(g, ckpt, device, noise_gen, sigma8)
+    gan = cosmo_sampler(g, ckpt["model_options"], device, noise_gen, sigma8)
     gens = {
         REFERENCE_MC: ("mc", lambda n, rng: simulate_pm(n, spec, pm, rng), None),
         "lognormal": ("mc", lambda n, rng: simulate_lognormal(n, spec, rng), None),
@@ -234,42 +208,28 @@ def run_cosmo_throughput(cfg: CosmoThroughputConfig, world, log=print) -> dict |
             n, secs = _time_mc(make, rng, cfg, spec.pixels)
         else:
             n = max(cfg.gan_batches)
-            secs = time_calls(lambda make=make, n=n: make(n, rng), warmup=1, repeats=cfg.repeats,
-                              sync=torch.cuda.synchronize if device.type == "cuda" else None)
-        rows.append(_cosmo_row(name, kind, n, rates(n, secs), world, flops, device.type if kind == "gan" else "cpu"))
+            secs = time_gan(lambda b, make=make: make(b, rng), n, cfg, device)
+        # maps have no primary energy: energy_gev None
+        rows.append(_row(name, kind, None, n, rates(n, secs), world, flops, device.type if kind == "gan" else "cpu"))
     _, make_gan, gan_flops = gens[gan_name]
     rows += gan_scans(gan_name, lambda b: make_gan(b, rng), gan_flops, cfg, device, world,
-                      lambda b, r: _cosmo_row(gan_name, "gan", b, r, world, gan_flops, device.type))
-    peak = matmul_peak_flops(device=device)  # the GAN's device
-    if world.rank != 0:
-        return None
-    for row in rows:
-        row["fidelity"] = fidelity[row["generator"]]
-        if row.get("flops_per_sample"):
-            achieved = row["flops_per_sample"] * row["samples_per_s"]["median"] / world.size
-            row["flops_per_s_per_rank"] = achieved
-            row["fraction_of_matmul_peak"] = achieved / peak
-    config = {"domain": "cosmo", "reference": REFERENCE_MC, "fidelity_n": cfg.fidelity_n,
-              "map_spec": {"pixels": spec.pixels, "field_deg": spec.field_deg, "z_source": spec.z_source,
-                           "pixel_arcmin": spec.pixel_arcmin, "cosmology": spec.cosmology.to_dict()},
-              "sigma8": spec.cosmology.sigma8, "trained_on": meta.get("data_generator", ""),
-              "pm": {"n_particles_side": pm.n_particles_side, "mesh_side": pm.mesh, "box_mpc": pm.box_mpc,
-                     "n_steps": pm.n_steps, "a_start": pm.a_start, "maps_per_realisation": pm.maps_per_realisation},
-              "gan_batches": list(cfg.gan_batches), "seconds": cfg.seconds, "repeats": cfg.repeats, "seed": cfg.seed,
-              "checkpoint": str(cfg.checkpoint), "ranks": world.size, "threads_per_rank": torch.get_num_threads(),
-              "matmul_peak_flops_per_s": peak, "fidelity_keys": FIDELITY_KEYS, "fidelity_floor": floor,
-              "gan_device": str(device), "threads_scan": list(cfg.threads)}
-    result = make_result("throughput", config, rows, host=host_info(), literature=LITERATURE)
-    write_result(cfg.out, result)
-    for line in headline(result):
-        log(line)
-    return result
+                      lambda b, r: _row(gan_name, "gan", None, b, r, world, gan_flops, device.type))
 
+    def config(peak: float) -> dict:
+        return {"domain": "cosmo", "reference": REFERENCE_MC, "fidelity_n": cfg.fidelity_n,
+                "map_spec": {"pixels": spec.pixels, "field_deg": spec.field_deg, "z_source": spec.z_source,
+                             "pixel_arcmin": spec.pixel_arcmin, "cosmology": spec.cosmology.to_dict()},
+                "sigma8": spec.cosmology.sigma8, "trained_on": meta.get("data_generator", ""),
+                "pm": {"n_particles_side": pm.n_particles_side, "mesh_side": pm.mesh, "box_mpc": pm.box_mpc,
+                       "n_steps": pm.n_steps, "a_start": pm.a_start, "maps_per_realisation": pm.maps_per_realisation},
+                "gan_batches": list(cfg.gan_batches), "seconds": cfg.seconds, "repeats": cfg.repeats,
+                "seed": cfg.seed, "checkpoint": str(cfg.checkpoint), "ranks": world.size,
+                "threads_per_rank": torch.get_num_threads(), "matmul_peak_flops_per_s": peak,
+                "fidelity_keys": FIDELITY_KEYS, "fidelity_floor": floor, "gan_device": str(device),
+                "threads_scan": list(cfg.threads)}
 
-def _cosmo_row(name, kind, batch, per_rank_rates, world, flops, device_type="cpu") -> dict:
-    row = _row(name, kind, 0.0, batch, per_rank_rates, world, flops, device_type)  # the calo row, summed over ranks
-    row["energy_gev"] = None  # maps have no primary energy
-    return row
+    return finish_throughput(cfg, world, device, rows, fidelity=lambda row: fidelity[row["generator"]],
+                             config=config, literature=LITERATURE, headline=headline, log=log)
 
 
 def _fmt(x, spec: str) -> str:

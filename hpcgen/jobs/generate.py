@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpcgen.config import EnergySpec
+from hpcgen.config import DEVICES, EnergySpec, check_choice
+from hpcgen.dist.launch import process_ranks, select_device
 from hpcgen.dist.world import World
 from hpcgen.errors import UserError
 from hpcgen.jobs.sharded_run import prepare_output, run_sharded, split_counts
@@ -39,8 +40,7 @@ class GenerateConfig:
             raise UserError(f"--n: expected a number of samples >= 1, got {self.n}")
         if self.batch_size < 1:
             raise UserError(f"--batch-size: expected >= 1, got {self.batch_size}")
-        if self.device not in ("cpu", "cuda", "auto"):
-            raise UserError(f"--device: expected cpu, cuda or auto, got {self.device!r}")
+        check_choice(self.device, DEVICES, "--device")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is available to this torch build")
         if not str(self.out).endswith(".h5") or not self.out.parent.is_dir():
@@ -64,7 +64,7 @@ def load_generator(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module
             options["image_shape"] = tuple(options["image_shape"])
         g, _ = build_gan(domain, **options)
         g.load_state_dict(ckpt["state"]["G"])
-    except (KeyError, RuntimeError, ValueError, EOFError) as exc:
+    except (KeyError, TypeError, RuntimeError, ValueError, EOFError) as exc:
         raise UserError(f"--checkpoint: {run_dir}/checkpoint.pt is not a usable hpcgen checkpoint ({exc})") from None
     return g.to(device).eval(), ckpt
 
@@ -82,8 +82,26 @@ def calo_sampler(g: torch.nn.Module, train_config: dict, device: torch.device, n
     return sample
 
 
+def cosmo_sampler(g: torch.nn.Module, model_options: dict, device: torch.device, noise_gen: torch.Generator,
+                  sigma8: float):
+    """``sample(n) -> (n, N, N)`` float32 numpy κ maps at ``sigma8`` from a trained CosmoGAN generator (σ8 reaches
+    the generator only when it was trained with ``sigma8_conditioning``)."""
+    from hpcgen.models.pixel_transform import pixel_to_kappa
+    from hpcgen.train.tasks import COSMO_LATENT
+
+    conditioned = bool(model_options.get("sigma8_conditioning"))
+
+    @torch.no_grad()
+    def sample(n: int) -> np.ndarray:
+        z = torch.randn(n, COSMO_LATENT, generator=noise_gen).to(device)
+        sig = torch.full((n,), sigma8, device=device) if conditioned else None
+        return pixel_to_kappa(g(z, sig)).float().cpu().numpy()
+
+    return sample
+
+
 def generate(cfg: GenerateConfig, world: World) -> Path:
-    device = torch.device("cuda" if cfg.device in ("cuda", "auto") and torch.cuda.is_available() else "cpu")
+    device = select_device(process_ranks().local_rank, cfg.device)  # this rank's GPU on a multi-GPU node
     g, ckpt = load_generator(cfg.checkpoint, device)
     domain, tcfg, meta = ckpt["config"]["domain"], ckpt["config"], ckpt["data_meta"]
     gan_id = f"gan:{ckpt['checkpoint_id']}"
@@ -113,23 +131,18 @@ def generate(cfg: GenerateConfig, world: World) -> Path:
             return {"ECAL": sample(energies[start:start + count]), "energy": energies[start:start + count]}
     else:
         from hpcgen.data.cosmo_file import cosmo_attrs, cosmo_specs
-        from hpcgen.models.pixel_transform import pixel_to_kappa
-        from hpcgen.train.tasks import COSMO_LATENT
 
         s8 = cfg.sigma8 if cfg.sigma8 is not None else float(json.loads(meta["cosmology"])["sigma8"])
         size = int(ckpt["model_options"]["image_size"])
-        conditioned = bool(ckpt["model_options"].get("sigma8_conditioning"))
         specs = cosmo_specs(size, size, with_sigma8=True)
         attrs = cosmo_attrs(gan_id, json.loads(meta["cosmology"]), float(meta["z_source"]), float(meta["field_deg"]),
                             size, cfg.seed, world_size=world.size,
                             trained_on=meta.get("data_generator", ""))
 
-        @torch.no_grad()
+        sample = cosmo_sampler(g, ckpt["model_options"], device, noise_gen, s8)
+
         def produce(start: int, count: int) -> dict:
-            z = torch.randn(count, COSMO_LATENT, generator=noise_gen).to(device)
-            sig = torch.full((count,), s8, device=device)
-            k = pixel_to_kappa(g(z, sig if conditioned else None)).float().cpu().numpy()
-            return {"kappa": k, "sigma8": sig.cpu().numpy()}
+            return {"kappa": sample(count), "sigma8": np.full(count, s8, dtype=np.float32)}
 
     # one chunk = one generator batch
     return run_sharded(cfg.out, cfg.n, world, specs, attrs, produce, chunk=cfg.batch_size, progress=cfg.progress,
