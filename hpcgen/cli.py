@@ -112,11 +112,26 @@ def _add_validate(sub) -> None:
     c.add_argument("--test", type=Path, required=True)
     c.add_argument("--out", type=Path, required=True, help="output directory (created)")
     c.add_argument("--max-showers", type=int, default=0, help="use at most this many showers of each file (0 = all)")
+    c.add_argument("--resamples", type=int, default=20,
+                   help="reference-vs-reference resamples of every floor (disjoint halves; >= 20 for a headline)")
+    c.add_argument("--bins", type=int, default=30, help="equal-count bins of the reference for separation powers")
+    c.add_argument("--classifier-seeds", type=int, default=5, help="k-fold classifier runs, each with its own seed")
+    c.add_argument("--folds", type=int, default=5, help="k of the k-fold classifier split (>= 3)")
+    c.add_argument("--classifier-hidden", type=int, default=None,
+                   help="width of the classifier DNN's layers (default: hpcgen.fidelity.classifier.ClassifierConfig)")
+    c.add_argument("--low-level", action="store_true",
+                   help="also train the voxel classifier (costs ~100x the high-level one on a CPU)")
+    c.add_argument("--per-energy-classifier", action="store_true", help="classifiers per primary energy, not only pooled")
+    c.add_argument("--no-cross-check", action="store_true", help="skip the gradient-boosted classifier")
+    c.add_argument("--seed", type=int, default=0, help="seed of the resamples and classifier splits")
     k = dom.add_parser("cosmo", help="weak-lensing convergence maps")
     k.add_argument("--ref", type=Path, required=True)
     k.add_argument("--test", type=Path, required=True)
     k.add_argument("--out", type=Path, required=True, help="output directory (created)")
     k.add_argument("--max-maps", type=int, default=0, help="use at most this many maps of each file (0 = all)")
+    k.add_argument("--smoothing-arcmin", type=float, default=None,
+                   help="Gaussian σ in arcmin of the smoothing before peak counts and Minkowski functionals "
+                        "(default 2; 0 = none)")
 
 
 def _add_export(sub) -> None:
@@ -444,19 +459,34 @@ def _run(args: argparse.Namespace) -> int:
             raise UserError(f"--max-maps: expected >= 0, got {args.max_maps}")
         from hpcgen.jobs.validate_files import validate_cosmo_files
 
-        metrics = validate_cosmo_files(args.ref, args.test, args.out, max_maps=args.max_maps)
-        chi2, rel = metrics["chi2_power_spectrum"], metrics["power_spectrum_rel_err"]
-        print(f"wrote {args.out / 'report.md'} and metrics.json; power spectrum χ² {chi2['chi2']:.4g} for "
-              f"{chi2['dof']} bins, max |rel. error| {max(abs(x) for x in rel if x is not None):.3g}")
+        metrics = validate_cosmo_files(args.ref, args.test, args.out, max_maps=args.max_maps,
+                                       smoothing_arcmin=args.smoothing_arcmin)
+        for line in metrics["warnings"]:
+            print(f"hpcgen: warning: {line}", file=sys.stderr)
+        pv, rng = metrics["power_spectrum_valid"], metrics["ell_valid_range"]
+        where = f"valid ℓ {rng[0]:.0f}–{rng[1]:.0f}" if rng else "no valid ℓ bin"
+        chi2 = f"χ² {pv['chi2']['chi2']:.4g} for {pv['chi2']['dof']} bins" if pv["chi2"] else "χ² –"
+        rel = "–" if pv["max_abs_rel_err"] is None else f"{pv['max_abs_rel_err']:.3g}"
+        print(f"wrote {args.out / 'report.md'} and metrics.json; power spectrum over {where}: {chi2}, "
+              f"max |rel. error| {rel}")
         return 0
     if args.verb == "validate":
         if args.max_showers < 0:
             raise UserError(f"--max-showers: expected >= 0, got {args.max_showers}")
-        from hpcgen.jobs.validate_files import validate_calo_files
+        from hpcgen.jobs.validate_files import fidelity_config, validate_calo_files
 
-        metrics = validate_calo_files(args.ref, args.test, args.out, max_showers=args.max_showers)
-        print(f"wrote {args.out / 'report.md'} and metrics.json; separation powers: "
-              + ", ".join(f"{k} {v:.3g}" for k, v in list(metrics["separation_power"].items())[:3]))
+        cfg = fidelity_config(resamples=args.resamples, bins=args.bins, seeds=args.classifier_seeds, folds=args.folds,
+                              hidden=args.classifier_hidden, low_level=args.low_level,
+                              per_energy_classifier=args.per_energy_classifier, cross_check=not args.no_cross_check,
+                              seed=args.seed)
+        metrics = validate_calo_files(args.ref, args.test, args.out, max_showers=args.max_showers, config=cfg,
+                                      warn=lambda line: print(f"hpcgen: warning: {line}", file=sys.stderr))
+        pooled = metrics["groups"][-1]
+        within = sum(bool(r["within_floor_p95"]) for r in pooled["verdict"])
+        auc = next(r for r in pooled["verdict"] if r["metric"] == "AUC_high_level")
+        print(f"wrote {args.out / 'report.md'} and metrics.json; {pooled['label']}: high-level AUC "
+              f"{auc['value']:.3f} ± {auc['spread']:.3f} (floor p95 {auc['floor_p95']:.3f}); "
+              f"{within} of {len(pooled['verdict'])} metrics within the floor p95")
         return 0
     if args.verb in ("jobscript", "submit"):
         return _slurm(args)

@@ -49,7 +49,10 @@ def test_every_generator_gets_a_rate_and_a_fidelity_against_pm(tmp_path, cosmo_r
     assert cfg["map_spec"]["pixels"] == 32 and cfg["map_spec"]["field_deg"] == 3.5
     assert cfg["matmul_peak_flops_per_s"] > 0
     assert set(cfg["fidelity_floor"]) == set(FIDELITY_KEYS)
-    assert cfg["fidelity_floor"]["max_abs_rel_err_power_spectrum"] > 0  # two independent PM samples differ
+    assert cfg["fidelity_floor"]["max_abs_rel_err_power_spectrum_full"] > 0  # two independent PM samples differ
+    # 16³ particles: the shot noise exceeds 10 % of the signal in every bin, so no C_ℓ claim is valid
+    assert cfg["fidelity_ell_valid_range"] is None and cfg["pm"]["plane_mesh_side"] == 64
+    assert cfg["fidelity_floor"]["max_abs_rel_err_power_spectrum"] is None
 
     rows = result["rows"]
     gan = "gan:" + cosmo_run.name + "@1"
@@ -64,7 +67,8 @@ def test_every_generator_gets_a_rate_and_a_fidelity_against_pm(tmp_path, cosmo_r
         assert set(r["fidelity"]) == set(FIDELITY_KEYS)
     assert all(v == 0 for v in main["pm"]["fidelity"].values())
     for name in ("lognormal", gan):
-        assert main[name]["fidelity"]["max_abs_rel_err_power_spectrum"] > 0
+        assert main[name]["fidelity"]["max_abs_rel_err_power_spectrum_full"] > 0
+        assert main[name]["fidelity"]["max_abs_rel_err_power_spectrum"] is None  # no valid ℓ bin (above)
         assert 0 < main[name]["fidelity"]["ks_pixel_histogram"] <= 1
 
     head = headline(result)
@@ -72,6 +76,7 @@ def test_every_generator_gets_a_rate_and_a_fidelity_against_pm(tmp_path, cosmo_r
     for name in main:
         assert any(line.startswith(name) for line in head[1:]), name
     assert any("floor" in line for line in head)
+    assert head[-1].endswith("resolves: none (n/a)")
 
 
 def test_a_missing_checkpoint_is_a_one_line_error(tmp_path):

@@ -10,8 +10,12 @@ from hpcgen.physics.materials import material
 from hpcgen.seeding import stream
 from hpcgen.sim.calo_gflash import (
     GFlashParams,
+    ProfileLaw,
+    active_layer_depths_x0,
+    gflash_params,
     homogeneous_mean_T_alpha,
     homogeneous_spot_count,
+    layer_window_edges_x0,
     longitudinal_fractions,
     mean_longitudinal_profile,
     radial_parameters,
@@ -25,7 +29,7 @@ C_S = GFlashParams().sampling_resolution
 
 
 def layer_edges_x0(geometry: SamplingCalorimeter) -> np.ndarray:
-    return np.arange(geometry.n_layers + 1) * geometry.layer_thickness_mm / geometry.x0_eff_mm
+    return layer_window_edges_x0(geometry)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +39,7 @@ def showers_50gev():
 
 
 def test_worked_check_pbwo4_100gev():
-    # REFERENCE.md §2: 100 GeV e− in PbWO4 → T ≈ 8.4 X0, α ≈ 5.1, ≈ 22 000 spots.
+    # The homogeneous formulas of hep-ex/0001020 for 100 GeV e− in PbWO4: T ≈ 8.4 X0, α ≈ 5.1, ≈ 22 000 spots.
     pbwo4 = material("PbWO4")
     t, a = homogeneous_mean_T_alpha(100.0, pbwo4.z, pbwo4.ec_mev)
     assert t == pytest.approx(8.4, abs=0.2)
@@ -93,6 +97,7 @@ def test_energy_bookkeeping(energy_gev):
         sh.ecal_gev.sum(axis=(1, 2, 3), dtype=np.float64)
         + sh.tallies["leak_lateral_gev"].sum(axis=1)
         + sh.tallies["leak_rear_gev"]
+        + sh.tallies["unsampled_front_gev"]
     ) / (sf * energy_gev)
     # Per shower the total is gamma-smeared with σ/E = c_s/√E (the rear part is the unsmeared expectation).
     resolution = C_S / np.sqrt(energy_gev)
@@ -104,7 +109,7 @@ def test_energy_bookkeeping(energy_gev):
 
 
 def test_containment_about_90_percent_within_one_moliere_radius():
-    # Same layers and materials (so the same effective medium), 1 mm cells to resolve r = R_M,eff ≈ 9.45 mm.
+    # Same layers and materials (so the same effective medium), 1 mm cells to resolve r = R_M,eff ≈ 10.4 mm.
     fine = SamplingCalorimeter(n_cells_xy=81, cell_size_mm=1.0)
     sh = simulate_gflash(np.full(20, 100.0), fine, stream(3))
     img = sh.ecal_gev.sum(axis=(0, 3), dtype=np.float64)
@@ -190,3 +195,82 @@ def test_rejects_invalid_energies(bad):
 def test_rejects_nonpositive_sampling_resolution():
     with pytest.raises(ValueError, match="sampling_resolution"):
         GFlashParams(sampling_resolution=0.0)
+
+
+# --- effective medium, read-out windows, tunes (docs/gflash.md) ---------------------------------------------
+def test_effective_medium_follows_the_pdg_mixture_rules():
+    # By hand (docs/gflash.md): W 3.5 mm (ρ 19.3, X0 3.504 mm, E_c 7.97 MeV), Si 0.5 mm (2.329, 93.70 mm, 40.19 MeV).
+    # Thickness fractions 0.875, 0.125: 1/X0 = 0.875/3.504 + 0.125/93.70 = 0.251049 /mm -> 3.9833 mm;
+    # Σ v E_c/X0 = 0.875·7.97/3.504 + 0.125·40.19/93.70 = 1.99022 + 0.05362 = 2.04383 MeV/mm
+    # -> R_M = 21.2/2.04383 = 10.373 mm, E_c = 3.9833·2.04383 = 8.141 MeV.
+    assert G.x0_eff_mm == pytest.approx(3.9833, abs=1e-4)
+    assert G.rm_eff_mm == pytest.approx(10.373, abs=1e-3)
+    assert G.ec_eff_mev == pytest.approx(8.141, abs=1e-3)
+    # The same numbers by mass fractions and mass thicknesses (PDG's form): w_W = 6.755/6.87145 g/cm².
+    w_w = 19.3 * 0.35 / (19.3 * 0.35 + 2.329 * 0.05)
+    x_w, x_si = 19.3 * 0.3504, 2.329 * 9.370  # g/cm²
+    s = w_w * 7.97 / x_w + (1 - w_w) * 40.19 / x_si
+    rho = (19.3 * 3.5 + 2.329 * 0.5) / 4.0
+    assert G.rm_eff_mm == pytest.approx(10 * 21.2 / s / rho, rel=1e-9)
+    assert G.x0_eff_mm == pytest.approx(10 / (w_w / x_w + (1 - w_w) / x_si) / rho, rel=1e-9)
+    # X0, R_M and E_c of the medium are consistent: R_M = E_s X0 / E_c.
+    assert G.rm_eff_mm == pytest.approx(21.2 * G.x0_eff_mm / G.ec_eff_mev, rel=1e-12)
+    # One material in both slots is that material.
+    w_only = SamplingCalorimeter(active_material="W")
+    w = material("W")
+    assert w_only.x0_eff_mm == pytest.approx(w.x0_mm, rel=1e-12)
+    assert w_only.ec_eff_mev == pytest.approx(w.ec_mev, rel=1e-12)
+    assert w_only.rm_eff_mm == pytest.approx(21.2 * w.x0_mm / w.ec_mev, rel=1e-12)
+
+
+def test_each_layer_reads_the_window_centred_on_its_active_layer():
+    t_si = active_layer_depths_x0(G)
+    # the silicon sits at the back: 3.5 mm of W (0.9989 X0) then half of 0.5 mm Si (0.0027 X0)
+    assert t_si[0] == pytest.approx(3.5 / 3.504 + 0.25 / 93.70, rel=1e-12)
+    assert np.allclose(np.diff(t_si), G.layer_thickness_x0)
+    edges = layer_window_edges_x0(G)
+    assert edges.shape == (G.n_layers + 1,)
+    np.testing.assert_allclose(0.5 * (edges[1:] + edges[:-1]), t_si, rtol=1e-12)
+    fine = layer_window_edges_x0(G, n_sub=4)
+    np.testing.assert_allclose(fine[::4], edges, rtol=1e-12)
+    # windows run from mid-layer k to mid-layer k+1 (to 0.3 % of a layer for W/Si)
+    assert edges[0] / G.layer_thickness_x0 == pytest.approx(0.5, abs=0.003)
+
+
+def test_sampling_spot_profile_uses_the_sampling_calorimeter_coefficients():
+    p = GFlashParams()
+    assert p.spot_t_coeffs == (0.813, 0.0019)
+    assert p.spot_alpha_coeffs == (0.844, 0.0026)
+
+
+def test_paper_profile_law_is_the_published_sampling_formula():
+    law = ProfileLaw.paper(G)
+    fs, eh, z = G.sampling_frequency, G.e_hat, G.z_eff
+    assert law.t == pytest.approx((-0.812 - 0.55 / fs - 0.69 * (1 - eh), 1.0))
+    assert law.alpha == pytest.approx((0.81 - 0.476 / fs, 0.458 + 2.26 / z))
+    ln_y = np.log(50e3 / G.ec_eff_mev)
+    mean_t, s_t, mean_a, s_a, rho = sampling_log_parameters(50.0, G)
+    assert mean_t == pytest.approx(np.log(ln_y - 0.812 - 0.55 / fs - 0.69 * (1 - eh)))
+    assert s_t == pytest.approx(1 / (-2.5 + 1.25 * ln_y))
+    assert s_a == pytest.approx(1 / (-0.82 + 0.79 * ln_y))
+    assert rho == pytest.approx(0.784 - 0.023 * ln_y)
+
+
+@pytest.mark.parametrize("energy_gev", [10.0, 100.0])
+def test_cascade_tune_poisson_spots_keep_the_energy_and_its_resolution(energy_gev):
+    params = gflash_params("cascade")
+    n = 400
+    sh = simulate_gflash(np.full(n, energy_gev), G, stream(8, int(energy_gev)), params)
+    sf = params.sampling_fraction
+    total = (sh.ecal_gev.sum(axis=(1, 2, 3), dtype=np.float64) + sh.tallies["leak_lateral_gev"].sum(axis=1)
+             + sh.tallies["leak_rear_gev"] + sh.tallies["unsampled_front_gev"]) / (sf * energy_gev)
+    resolution = params.sampling_resolution / np.sqrt(energy_gev)
+    assert abs(total.mean() - 1.0) < 4 * resolution / np.sqrt(n)
+    # Poisson counting + the compensated spot smearing keep σ/E = c_s/√E for the shower total.
+    assert total.std() == pytest.approx(resolution, rel=0.15)
+    if energy_gev == 10.0:
+        # Poisson counts, no ≥ 1-spot rule: the last layer of a 10 GeV shower is often empty, as in the cascade
+        # (about half of its showers; the literature tune never leaves it empty).
+        assert np.mean(sh.ecal_gev[..., -1].sum(axis=(1, 2)) == 0) > 0.2
+    n_formula = params.spot_scale * 10.3 / params.sampling_resolution * energy_gev ** params.spot_exponent
+    assert sh.tallies["n_spots"].mean() == pytest.approx(n_formula, rel=0.03)

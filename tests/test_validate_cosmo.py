@@ -1,5 +1,6 @@
 """validate_cosmo and `hpcgen validate cosmo`: metrics.json layout, plots, report, and that the statistics see a
-change of amplitude while passing samples of one distribution."""
+change of amplitude while passing samples of one distribution; bootstrap floors, the valid ℓ range (declared
+resolution, shot noise) and the smoothing before peaks and Minkowski functionals."""
 
 from __future__ import annotations
 
@@ -12,9 +13,21 @@ import pytest
 from conftest import run_cli
 
 from hpcgen.cli import main
-from hpcgen.data.cosmo_file import COSMOGAN_COSMOLOGY, cosmo_attrs, write_cosmo_file
-from hpcgen.jobs.validate_cosmo import PLOTS, SCHEMA, validate_cosmo
+from hpcgen.data.cosmo_file import COSMOGAN_COSMOLOGY, cosmo_attrs, pm_limit_attrs, write_cosmo_file
+from hpcgen.jobs.report_common import md
+from hpcgen.jobs.validate_cosmo import (
+    DEFAULT_SMOOTHING_ARCMIN,
+    NOISE_FRACTION,
+    PLOTS,
+    SCHEMA,
+    VERDICT,
+    GeneratorLimits,
+    validate_cosmo,
+)
+from hpcgen.ops import cl_numpy
 from hpcgen.physics.map_statistics import gaussian_field
+from hpcgen.sim.cosmo_pm import RESOLUTION_CRITERION, PMConfig, resolution_ell, shot_noise
+from hpcgen.sim.cosmo_spec import CosmoMapSpec
 
 PIXELS = 32
 PIXEL_RAD = math.radians(3.5) / PIXELS
@@ -169,3 +182,126 @@ def test_cli_refuses_maps_of_another_pixel_scale_in_one_line(tmp_path, ref_maps,
                  "--out", str(tmp_path / "val")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "pixel_arcmin" in err and "test.h5" in err
+
+
+# ------------------------------------------------------------------------------------- floors, valid ℓ, smoothing
+@pytest.fixture(scope="module")
+def halves_run(tmp_path_factory):
+    sample = maps(96, seed=5)
+    return validate_cosmo(sample[:48], sample[48:], PIXEL_RAD, tmp_path_factory.mktemp("halves"), plots=False)
+
+
+def verdict(m: dict) -> dict:
+    return {row["key"]: row for row in m["verdict"]}
+
+
+def test_report_opens_with_the_verdict_table_and_metrics_carry_floors(same_run):
+    out, m = same_run
+    lines = (out / "report.md").read_text().splitlines()
+    assert lines[2] == "| metric | value | floor p50 | floor p95 | within floor p95 |"
+    assert len(m["verdict"]) == len(VERDICT) and all(f"| {md(r['metric'])} |" in "\n".join(lines[4:14])
+                                                     for r in m["verdict"])
+    assert m["floors"]["n_resamples"] == 20 and m["floors"]["half_size"] == 24  # 48 reference maps → halves of 24
+    for row in m["verdict"]:
+        assert row["floor_p50"] <= row["floor_p95"] and isinstance(row["within_floor_p95"], bool), row
+    assert m["ell_valid_range"] == [m["power_spectrum"]["edges"][0], m["power_spectrum"]["edges"][-1]]  # no limits
+    assert m["smoothing"]["sigma_arcmin"] == DEFAULT_SMOOTHING_ARCMIN == 2.0
+    # 24 maps per half are few: one warning line that states the floors' width
+    (warning,) = m["warnings"]
+    assert "\n" not in warning and "halves of 24 maps" in warning and "p50–p95" in warning
+    assert f"**Warning:** {md(warning)}" in lines
+
+
+def test_two_halves_of_one_sample_are_within_the_floor(halves_run):
+    for row in halves_run["verdict"]:
+        assert row["within_floor_p95"] is True, row
+
+
+def test_a_sample_against_itself_is_within_the_floor(tmp_path, ref_maps):
+    m = validate_cosmo(ref_maps, ref_maps, PIXEL_RAD, tmp_path, plots=False)
+    for row in m["verdict"]:
+        assert row["within_floor_p95"] is True, row
+
+
+def test_a_ten_percent_amplitude_change_is_beyond_the_floor(tmp_path, ref_maps):
+    m = validate_cosmo(ref_maps, 1.1 * maps(48, seed=6), PIXEL_RAD, tmp_path, plots=False)
+    rows = verdict(m)
+    # (the max |rel. err.| over bins is dominated by the noisiest low-ℓ bins of 4 modes: not a sharp test of 21 %)
+    for key in ("cl_chi2_per_bin_valid", "S_pixel_histogram", "D_V0", "D_V1"):
+        assert rows[key]["within_floor_p95"] is False, rows[key]
+        assert rows[key]["value"] > rows[key]["floor_p95"]
+
+
+def test_power_spectrum_claims_are_restricted_to_the_declared_resolution(tmp_path, ref_maps):
+    """White noise adds power only where the reference 'does not resolve' (ℓ > 700): the valid-range C_ℓ metrics
+    stay within the floor, the labelled full-range ones do not."""
+    white = np.random.default_rng(8).standard_normal((48, PIXELS, PIXELS)) * (math.sqrt(2e-11) / PIXEL_RAD)
+    m = validate_cosmo(ref_maps, maps(48, seed=7) + white, PIXEL_RAD, tmp_path, plots=False,
+                       ref_limits=GeneratorLimits(ell_min=50.0, ell_max=700.0, criterion="declared for the test"))
+    edges = np.array(m["power_spectrum"]["edges"])
+    lo, hi = m["ell_valid_range"]
+    assert lo == edges[0] and hi <= 700 and hi == edges[edges <= 700][-1]
+    assert m["power_spectrum"]["valid"] == [bool(e <= 700) for e in edges[1:]]
+    assert m["ell_valid"]["declared"]["ref"]["ell_max"] == 700.0
+    rows = verdict(m)
+    assert rows["cl_max_abs_rel_err_valid"]["within_floor_p95"] and rows["cl_chi2_per_bin_valid"]["within_floor_p95"]
+    assert not rows["cl_chi2_per_bin_full"]["within_floor_p95"]
+    assert f"valid ℓ {lo:.0f}–{hi:.0f}" in rows["cl_max_abs_rel_err_valid"]["metric"]
+
+
+def test_shot_noise_above_the_fraction_of_the_signal_ends_the_valid_range(tmp_path, ref_maps):
+    spectrum = cl_numpy(np.zeros((1, PIXELS, PIXELS)), PIXEL_RAD)
+    signal = ref_maps_spectrum = cl_numpy(ref_maps, PIXEL_RAD).cl.mean(axis=0)
+    noisy = spectrum.ell > 500
+    noise = np.where(noisy, 2.0, 0.3) * NOISE_FRACTION * signal
+    lim = GeneratorLimits(noise_edges=spectrum.edges, noise_ell=spectrum.ell, noise_cl=noise,
+                          noise_cl_err=0.1 * noise, noise_n_maps=4)
+    m = validate_cosmo(ref_maps, maps(20, seed=9), PIXEL_RAD, tmp_path, plots=False, ref_limits=lim)
+    assert m["ell_valid"]["bins"] == list(range(int(np.argmax(noisy))))
+    ratio = np.array(m["ell_valid"]["noise_to_signal"])
+    # noise/signal with signal = reference mean − its noise
+    np.testing.assert_allclose(ratio, noise / (ref_maps_spectrum - noise), rtol=1e-6)
+    assert m["power_spectrum"]["noise"]["ref"]["how"] == "measured on these bins"
+    # noise measured on another binning is interpolated onto the validation's bins
+    other = cl_numpy(np.zeros((1, PIXELS, PIXELS)), PIXEL_RAD, bins=7)
+    coarse = GeneratorLimits(noise_edges=other.edges, noise_ell=other.ell, noise_cl=np.full(7, 1e-12),
+                             noise_cl_err=np.full(7, 1e-13))
+    m2 = validate_cosmo(ref_maps, maps(20, seed=9), PIXEL_RAD, tmp_path / "b", plots=False, test_limits=coarse)
+    assert m2["power_spectrum"]["noise"]["test"]["how"].startswith("interpolated")
+    np.testing.assert_allclose(m2["power_spectrum"]["noise"]["test"]["cl"], 1e-12, rtol=1e-9)
+
+
+def test_smoothing_scale_changes_peaks_and_minkowski_but_not_the_spectrum(tmp_path, ref_maps):
+    test = maps(20, seed=10)
+    a = validate_cosmo(ref_maps, test, PIXEL_RAD, tmp_path / "a", plots=False, smoothing_arcmin=0.0)
+    b = validate_cosmo(ref_maps, test, PIXEL_RAD, tmp_path / "b", plots=False, smoothing_arcmin=10.0)
+    assert a["power_spectrum"] == b["power_spectrum"] and a["pixel_histogram"] == b["pixel_histogram"]
+    assert a["smoothing"]["border_pixels"] == 0 and b["smoothing"]["border_pixels"] == 5  # ceil(3·10′/6.56′)
+    assert b["thresholds"]["sigma_ref"] < a["thresholds"]["sigma_ref"] == pytest.approx(
+        a["thresholds"]["sigma_ref_unsmoothed"])
+    assert a["peaks"] != b["peaks"]
+    with pytest.raises(ValueError, match="smoothing_arcmin"):
+        validate_cosmo(ref_maps, test, PIXEL_RAD, tmp_path / "c", plots=False, smoothing_arcmin=40.0)
+
+
+def test_cli_reads_a_pm_files_shot_noise_and_resolution_and_takes_the_smoothing_flag(tmp_path, ref_maps):
+    spec, cfg = CosmoMapSpec(pixels=PIXELS), PMConfig(n_particles_side=8)
+    noise = shot_noise(spec, cfg, np.random.default_rng(0), n_maps=4)
+    attrs = cosmo_attrs("pm", COSMOGAN_COSMOLOGY, 1.0, 3.5, PIXELS, seed=0,
+                        **pm_limit_attrs(noise, resolution_ell(spec, cfg), RESOLUTION_CRITERION))
+    write_cosmo_file(tmp_path / "pm.h5", ref_maps, attrs)
+    write_maps(tmp_path / "test.h5", maps(30, seed=4), "lognormal")
+    res = run_cli("validate", "cosmo", "--ref", str(tmp_path / "pm.h5"), "--test", str(tmp_path / "test.h5"),
+                  "--out", str(tmp_path / "val"), "--smoothing-arcmin", "1.5")
+    assert res.returncode == 0, res.stderr
+    m = json.loads((tmp_path / "val" / "metrics.json").read_text())
+    assert res.stderr.count("hpcgen: warning:") == len(m["warnings"]) >= 1  # 48 reference maps: halves of 24
+    assert m["smoothing"]["sigma_arcmin"] == 1.5
+    assert m["ell_valid"]["declared"]["ref"]["ell_max"] == pytest.approx(resolution_ell(spec, cfg)[1])
+    ref_noise = m["power_spectrum"]["noise"]["ref"]
+    assert ref_noise["how"] == "measured on these bins" and ref_noise["cl_poisson"] == pytest.approx(noise.cl_poisson)
+    np.testing.assert_allclose(ref_noise["cl"], noise.cl, rtol=1e-12)
+    assert "test" not in m["power_spectrum"]["noise"]  # a lognormal file declares nothing
+    bad = run_cli("validate", "cosmo", "--ref", str(tmp_path / "pm.h5"), "--test", str(tmp_path / "test.h5"),
+                  "--out", str(tmp_path / "val2"), "--smoothing-arcmin", "-1")
+    assert bad.returncode == 2 and "--smoothing-arcmin" in bad.stderr and bad.stderr.count("\n") == 1

@@ -98,11 +98,21 @@ def _errorbar(ax, xs, summaries, **kw) -> None:
     ax.errorbar(xs, med, yerr=err, capsize=3, **kw)
 
 
+def _fidelity_cell(row: dict, key: str):
+    """A fidelity entry of a throughput row: a number as it is, a metric with a floor as "value [floor p95]"."""
+    v = (row.get("fidelity") or {}).get(key)
+    if isinstance(v, dict):
+        spread = f" ± {fmt(v['spread'])}" if v.get("spread") else ""
+        return f"{fmt(v['value'])}{spread} [{fmt(v['floor_p95'])}]" + (" ✓" if v.get("within_floor_p95") else "")
+    return v
+
+
 def _render_throughput(result: dict, stem: str, out_dir: Path) -> list[str]:
     rows, ref = result["rows"], result["config"].get("reference")
     rate_key = next(k for k in _RATE_KEYS if any(_is_summary(r.get(k)) for r in rows))
-    fid_keys = list(dict.fromkeys(k for r in rows for k in (r.get("fidelity") or {})))
-    flat = [{**r, **{f"fidelity.{k}": (r.get("fidelity") or {}).get(k) for k in fid_keys}} for r in rows]
+    fid_keys = list(dict.fromkeys(k for r in rows for k, v in (r.get("fidelity") or {}).items()
+                                  if isinstance(v, (dict, int, float))))
+    flat = [{**r, **{f"fidelity.{k}": _fidelity_cell(r, k) for k in fid_keys}} for r in rows]
     ident = [c for c in ("generator", "kind_of_generator", "device", "energy_gev", "batch")
              if any(c in r for r in rows)]
     cols = ident + [rate_key] + [f"fidelity.{k}" for k in fid_keys]
@@ -144,10 +154,11 @@ def _render_throughput(result: dict, stem: str, out_dir: Path) -> list[str]:
                     speed.append({**{c: r.get(c) for c in ident}, "energy_gev": e, "rate": _rate(r)["median"],
                                   "reference": ref_rate[e]["median"],
                                   "speed_up": _rate(r)["median"] / ref_rate[e]["median"],
-                                  **{f"fidelity.{k}": (r.get("fidelity") or {}).get(k) for k in fid_keys}})
+                                  **{f"fidelity.{k}": _fidelity_cell(r, k) for k in fid_keys}})
         cols = ident + ["rate", "reference", "speed_up"] + [f"fidelity.{k}" for k in fid_keys]
         heads = ident + [f"{rate_key} median", f"{ref} {rate_key} median", f"speed-up vs {ref}"] + cols[len(ident) + 3:]
-        lines += [f"### Speed-up at fidelity (reference: `{ref}`; medians at the same energy)", ""]
+        lines += [f"### Speed-up at fidelity (reference: `{ref}`; medians at the same energy; fidelity as value "
+                  "[reference-vs-reference floor p95], ✓ within it)", ""]
         lines += _table(speed, cols, heads) if speed else [f"No rows to compare with `{ref}`.", ""]
     return lines
 

@@ -74,9 +74,39 @@ def _mpi_library() -> str | None:
         return None
 
 
+# CPU features that decide which precision and kernels are fast here (hosts differ: AMD EPYC, Intel Xeon with AMX).
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def _isa_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [flag for flag in ISA_FLAGS if flag in have]
+    except OSError:
+        pass
+    return []
+
+
+def _provenance() -> dict:
+    """The command line (program name relative, no absolute paths) and the git commit of the project, if any."""
+    import subprocess
+    import sys
+
+    argv = [Path(sys.argv[0]).name if sys.argv else "", *sys.argv[1:]]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"command": " ".join(argv), "commit": commit}
+
+
 def host_info(engine: str | None = None) -> dict:
     """Describe this host: cpu model, cores, gpu, torch, mpi library, engine, and a few library versions."""
-    host = {"cpu": _cpu_model(), "cores": os.cpu_count() or 1, "gpu": None, "torch": None,
+    host = {"cpu": _cpu_model(), "isa": _isa_flags(), "cores": os.cpu_count() or 1, "gpu": None, "torch": None,
             "mpi_library": _mpi_library(), "engine": engine, "python": platform.python_version(),
             "numpy": np.__version__}
     try:
@@ -107,6 +137,7 @@ def make_result(kind: str, config: dict, rows: list, host: dict | None = None, p
     if literature is not None:
         result["literature"] = literature
     result.update(extra)
+    result.setdefault("provenance", _provenance())
     result["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     return result
 

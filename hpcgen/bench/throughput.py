@@ -17,7 +17,6 @@ Anchors from the literature (CaloGAN, 3DGAN, Geant4 cost; shared/REFERENCE.md §
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,20 +30,15 @@ from hpcgen.errors import UserError
 from hpcgen.seeding import stream
 
 REFERENCE_MC = "cascade"
-FLOOR = "cascade (independent sample)"
 LITERATURE = [
     {"quantity": "Geant4 CPU time per 100 GeV EM shower", "value": "O(1-10) s",
      "source": "shared/REFERENCE.md §4 [lit, unverified]"},
     {"quantity": "CaloGAN speed-up vs Geant4", "value": "1e2-1e3 (CPU), ~1e5 (GPU)", "source": "Paganini et al. 2018 [lit]"},
     {"quantity": "3DGAN speed-up vs Geant4", "value": "~6.7e4 (int8)", "source": "Khattak et al. [lit]"},
 ]
-FIDELITY_KEYS = {
-    "S_sampling_fraction": ("separation_power", "sampling_fraction"),
-    "S_longitudinal_profile": ("separation_power", "longitudinal_profile"),
-    "W1_x_mean_mm": ("wasserstein1", "x_mean_mm"),
-    "W1_y_mean_mm": ("wasserstein1", "y_mean_mm"),
-    "W1_depth_mean_mm": ("wasserstein1", "depth_mean_mm"),
-}
+# The fidelity a throughput row carries (hpcgen.fidelity.calo metrics against the reference Monte Carlo at the row's
+# energy), each as value, spread and the reference-vs-reference floor p50 / p95.
+FIDELITY_METRICS = ("AUC_high_level", "S_e_vis_over_e_p", "S_layer_energy_median")
 
 
 @dataclasses.dataclass
@@ -144,20 +138,25 @@ def _time_mc(simulate, energy_gev: float, cfg: CaloThroughputConfig) -> tuple[in
     return n, time_calls(lambda: simulate(np.full(n, energy_gev)), warmup=0, repeats=cfg.repeats)
 
 
-def _fidelity(samples: dict, energy_gev: float, geometry, work: Path) -> dict[str, dict]:
-    """Fidelity of every generator against the reference at one energy, via hpcgen validate (no plots)."""
-    from hpcgen.jobs.validate_calo import validate_calo
+def _fidelity(samples: dict, reference: np.ndarray, energy_gev: float, geometry, warn) -> dict[str, dict]:
+    """Fidelity of every generator's sample against the reference Monte Carlo at one energy (hpcgen.fidelity.calo:
+    every generator scored against the same reference halves, floors computed once; no files)."""
+    from hpcgen.fidelity.calo import evaluate, summarise
+    from hpcgen.physics.shower_features import hit_threshold_gev
 
-    ref = samples[REFERENCE_MC]
+    thr = hit_threshold_gev(geometry)
+
+    def sample(ecal, which):
+        return summarise(ecal, np.full(len(ecal), energy_gev), geometry, thr, 1000, which)
+
+    result = evaluate(sample(reference, f"{REFERENCE_MC} reference"),
+                      {name: sample(ecal, name) for name, ecal in samples.items()}, warn=warn)
     out = {}
-    for name, ecal in samples.items():
-        if name == REFERENCE_MC:
-            out[name] = {k: 0.0 for k in FIDELITY_KEYS}  # the reference against itself
-            continue
-        work_dir = work / f"{name.replace(':', '_')}_{energy_gev:g}GeV"
-        m = validate_calo(ref, np.full(len(ref), energy_gev), ecal, np.full(len(ecal), energy_gev), geometry, work_dir,
-                          ref_label=REFERENCE_MC, test_label=name, plots=False)
-        out[name] = {k: m[a][b] for k, (a, b) in FIDELITY_KEYS.items()}
+    for name, res in result.items():
+        metrics = res["groups"][-1]["metrics"] if res["groups"] else {}
+        out[name] = {k: {f: metrics[k][f] for f in ("value", "spread", "floor_p50", "floor_p95", "within_floor_p95")}
+                     for k in FIDELITY_METRICS if k in metrics}
+        out[name]["half_size"] = res["groups"][-1]["half_size"] if res["groups"] else None
     return out
 
 
@@ -198,26 +197,27 @@ def run_calo_throughput(cfg: CaloThroughputConfig, world, log=print) -> dict | N
         f"reference {REFERENCE_MC}")
     rows = []
     fidelity_by_energy = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for energy in cfg.energies_gev:
-            if world.rank == 0:
-                samples = {name: sim(np.full(cfg.fidelity_n, energy)) for name, (_, sim, _) in gens.items()}
-                # A second, independent reference sample: what a perfect generator scores with this many showers.
-                samples[FLOOR] = gens[REFERENCE_MC][1](np.full(cfg.fidelity_n, energy))
-                fidelity_by_energy[energy] = _fidelity(samples, energy, geometry, Path(tmp))
-            for name, (kind, sim, flops) in gens.items():
-                world.barrier()  # every rank times the same generator at the same time
-                if kind == "mc":
-                    n, secs = _time_mc(sim, energy, cfg)
-                else:
-                    n = max(cfg.gan_batches)
-                    secs = time_gan(lambda b, sim=sim, energy=energy: sim(np.full(b, energy)), n, cfg, device)
-                rows.append(_row(name, kind, energy, n, rates(n, secs), world, flops,
-                                 device.type if kind == "gan" else "cpu"))
-        scan_energy = min(cfg.energies_gev, key=lambda e: abs(e - 100.0))  # scans at the energy nearest 100 GeV
-        name, (_, sim, flops) = next((k, v) for k, v in gens.items() if v[0] == "gan")
-        rows += gan_scans(name, lambda b: sim(np.full(b, scan_energy)), flops, cfg, device, world,
-                          lambda b, r: _row(name, "gan", scan_energy, b, r, world, flops, device.type))
+    for energy in cfg.energies_gev:
+        if world.rank == 0:
+            # The reference holds 2n showers (floor halves of n); every generator, the reference Monte Carlo
+            # itself included (an independent sample: what a perfect generator scores), gives n.
+            reference = gens[REFERENCE_MC][1](np.full(2 * cfg.fidelity_n, energy))
+            samples = {name: sim(np.full(cfg.fidelity_n, energy)) for name, (_, sim, _) in gens.items()}
+            fidelity_by_energy[energy] = _fidelity(samples, reference, energy, geometry,
+                                                   warn=lambda w: log(f"# warning: {w}"))
+        for name, (kind, sim, flops) in gens.items():
+            world.barrier()  # every rank times the same generator at the same time
+            if kind == "mc":
+                n, secs = _time_mc(sim, energy, cfg)
+            else:
+                n = max(cfg.gan_batches)
+                secs = time_gan(lambda b, sim=sim, energy=energy: sim(np.full(b, energy)), n, cfg, device)
+            rows.append(_row(name, kind, energy, n, rates(n, secs), world, flops,
+                             device.type if kind == "gan" else "cpu"))
+    scan_energy = min(cfg.energies_gev, key=lambda e: abs(e - 100.0))  # scans at the energy nearest 100 GeV
+    name, (_, sim, flops) = next((k, v) for k, v in gens.items() if v[0] == "gan")
+    rows += gan_scans(name, lambda b: sim(np.full(b, scan_energy)), flops, cfg, device, world,
+                      lambda b, r: _row(name, "gan", scan_energy, b, r, world, flops, device.type))
 
     def config(peak: float) -> dict:
         return {"domain": "calo", "reference": REFERENCE_MC, "energies_gev": list(cfg.energies_gev),
@@ -225,8 +225,8 @@ def run_calo_throughput(cfg: CaloThroughputConfig, world, log=print) -> dict | N
                 "fidelity_n": cfg.fidelity_n, "seed": cfg.seed, "checkpoint": str(cfg.checkpoint), "ranks": world.size,
                 "threads_per_rank": torch.get_num_threads(), "matmul_peak_flops_per_s": peak,
                 "gan_device": str(device), "threads_scan": list(cfg.threads),
-                "gflash_tune": "cascade", "fidelity_keys": {k: list(v) for k, v in FIDELITY_KEYS.items()},
-                "fidelity_floor": {f"{e:g}": fid[FLOOR] for e, fid in fidelity_by_energy.items()}}
+                "gflash_tune": "cascade", "fidelity_metrics": list(FIDELITY_METRICS),
+                "fidelity_reference_n": 2 * cfg.fidelity_n}
 
     return finish_throughput(cfg, world, device, rows,
                              fidelity=lambda row: fidelity_by_energy[row["energy_gev"]][row["generator"]],
@@ -245,19 +245,23 @@ def _row(name, kind, energy, batch, per_rank_rates, world, flops, device_type="c
 
 
 def headline(result: dict) -> list[str]:
-    """'Speed-up at fidelity' lines: every generator against the reference at each energy (energy-scan rows)."""
+    """'Speed-up at fidelity' lines: every generator against the reference at each energy (energy-scan rows), each
+    fidelity metric as value [floor p95]; the reference Monte Carlo's own row is an independent sample of it."""
     rows = [r for r in result["rows"] if not r.get("scan")]
     ref = {r["energy_gev"]: r["samples_per_s"]["median"] for r in rows if r["generator"] == result["config"]["reference"]}
     lines = [f"{'generator':<22} {'E GeV':>6} {'samples/s':>11} {'× ' + result['config']['reference']:>11} "
-             f"{'S(sf)':>7} {'S(long)':>8} {'W1 depth mm':>11}"]
-    floor = result["config"].get("fidelity_floor", {})
+             f"{'AUC [floor p95]':>22} {'S(Evis/Ep) [p95]':>18} {'S(layers) [p95]':>18}"]
+
+    def cell(f: dict, key: str, width: int) -> str:
+        m = f.get(key)
+        if not m:
+            return f"{'–':>{width}}"
+        spread = f"±{m['spread']:.2f}" if key.startswith("AUC") and m.get("spread") is not None else ""
+        return f"{m['value']:.3f}{spread} [{m['floor_p95']:.3f}]".rjust(width)
+
     for r in rows:
         f, e = r["fidelity"], r["energy_gev"]
         lines.append(f"{r['generator']:<22} {e:>6g} {r['samples_per_s']['median']:>11.4g} "
-                     f"{r['samples_per_s']['median'] / ref[e]:>11.4g} {f['S_sampling_fraction']:>7.3f} "
-                     f"{f['S_longitudinal_profile']:>8.4f} {f['W1_depth_mean_mm']:>11.3g}")
-        if r["generator"] == result["config"]["reference"] and f"{e:g}" in floor:
-            fl = floor[f"{e:g}"]
-            lines.append(f"{'  floor (ref vs ref)':<22} {e:>6g} {'':>11} {'':>11} {fl['S_sampling_fraction']:>7.3f} "
-                         f"{fl['S_longitudinal_profile']:>8.4f} {fl['W1_depth_mean_mm']:>11.3g}")
+                     f"{r['samples_per_s']['median'] / ref[e]:>11.4g} {cell(f, 'AUC_high_level', 22)} "
+                     f"{cell(f, 'S_e_vis_over_e_p', 18)} {cell(f, 'S_layer_energy_median', 18)}")
     return lines

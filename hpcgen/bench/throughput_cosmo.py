@@ -10,11 +10,14 @@ at the training data's σ8, as ``hpcgen generate`` does.
 
 Every row carries its generator's fidelity against ``fidelity_n`` PM maps, computed on rank 0 by ``hpcgen
 validate`` (:func:`hpcgen.jobs.validate_cosmo.validate_cosmo`, no plots): max |relative error| of the mean power
-spectrum over ℓ bins, χ² per degree of freedom of the mean spectra, the largest two-sample KS statistic over the
-pixel-histogram bins and over the peak-count thresholds (per-map values, across maps), and the separation power of the
-pooled pixel histograms. With few maps these are noisy, so the result also holds a *fidelity floor*
-(``config["fidelity_floor"]``): a second, independent PM sample of the same size against the first — what a perfect
-generator would score with this many maps.
+spectrum and χ² per degree of freedom of the mean spectra over the ℓ range the PM reference resolves
+(``config["fidelity_ell_valid_range"]``: its box and particle resolution, and its particle shot noise below 10 % of
+the signal, measured by :func:`hpcgen.sim.cosmo_pm.shot_noise`; docs/cosmo_validation.md), the max |relative error|
+over all ℓ bins (labelled ``_full``), the largest two-sample KS statistic over the pixel-histogram bins and over the
+peak-count thresholds (per-map values, across maps), and the separation power of the pooled pixel histograms. With
+few maps these are noisy, so the result also holds a *fidelity floor* (``config["fidelity_floor"]``): a second,
+independent PM sample of the same size against the first — what a perfect generator would score with this many
+maps.
 
 Timing as in the calorimeter benchmark: untimed warm-up, an untimed sizing batch (doubling until it takes a tenth of
 ``seconds``; one PM map at 64³ already does), then ``repeats`` timed batches (at least one map each), median with
@@ -50,11 +53,14 @@ REFERENCE_MC = "pm"
 MC_GENERATORS = (REFERENCE_MC, "lognormal")
 LITERATURE = [
     {"quantity": "N-body + ray-tracing cost per independent 256² κ tile (512³ Gadget-2 runs, ~1e3-5e3 CPU-hours each)",
-     "value": "O(1e3-1e4) CPU-s", "source": "shared/REFERENCE.md §2 [lit, estimate, unverified]"},
+     "value": "O(1e3-1e4) CPU-s", "source": "docs/cosmo_validation.md [lit, estimate, unverified]"},
 ]
 FIDELITY_KEYS = {
-    "max_abs_rel_err_power_spectrum": "max over ℓ bins of |C̄_test/C̄_ref − 1| (mean spectra)",
-    "chi2_per_dof_power_spectrum": "χ² of the mean spectra / number of bins (validate's chi2_power_spectrum)",
+    "max_abs_rel_err_power_spectrum": "max over the valid ℓ bins (those the PM reference resolves) of "
+                                      "|C̄_test/C̄_ref − 1| (mean spectra); None when no bin is valid",
+    "chi2_per_dof_power_spectrum": "χ² of the mean spectra over the valid ℓ bins / their number",
+    "max_abs_rel_err_power_spectrum_full": "max over all ℓ bins of |C̄_test/C̄_ref − 1|, also where the PM reference "
+                                           "is noise- or resolution-limited",
     "ks_pixel_histogram": "largest two-sample KS statistic D over the pixel-histogram bins (per-map fractions)",
     "ks_peaks": "largest two-sample KS statistic D over the peak-count thresholds (per-map counts)",
     "S_pixel_histogram": "separation power of the pooled pixel histograms (0 identical, 1 disjoint)",
@@ -71,6 +77,7 @@ class CosmoThroughputConfig:
     pixels: int | None = None  # None = the checkpoint's image size (the only size its GAN makes)
     pm_particles_side: int = 64  # PMConfig.n_particles_side
     pm_steps: int = 20  # PMConfig.n_steps
+    pm_plane_mesh: int | None = None  # PMConfig.plane_mesh_side (None = its default, 2·mesh)
     gan_batches: tuple[int, ...] = (1, 4, 16, 64)
     device: str = "auto"  # the GAN's device: auto (a GPU if torch sees one) | cpu | cuda; the Monte Carlos run on CPU
     threads: tuple[int, ...] = ()  # CPU thread counts to scan the GAN over (at its largest batch); () = no scan
@@ -111,7 +118,7 @@ def _pm_config(cfg: CosmoThroughputConfig, spec):
     from hpcgen.sim.cosmo_pm import PMConfig, check_pm_config
 
     extent = float(comoving_distance_mpc(spec.cosmology, spec.z_source)) * spec.field_rad
-    pm = PMConfig(n_particles_side=cfg.pm_particles_side, n_steps=cfg.pm_steps)
+    pm = PMConfig(n_particles_side=cfg.pm_particles_side, n_steps=cfg.pm_steps, plane_mesh_side=cfg.pm_plane_mesh)
     if extent > pm.box_mpc:
         pm = dataclasses.replace(pm, box_mpc=float(math.ceil(extent)))
     check_pm_config(spec, pm)
@@ -153,25 +160,36 @@ def _time_mc(make, rng, cfg: CosmoThroughputConfig, pixels: int) -> tuple[int, l
     return n, time_calls(lambda: make(n, rng), warmup=0, repeats=cfg.repeats)
 
 
-def _fidelity_metrics(ref: np.ndarray, test: np.ndarray, pixel_rad: float, work: Path, test_label: str) -> dict:
-    """The FIDELITY_KEYS of ``test`` against ``ref`` via hpcgen validate (metrics.json in ``work``, no plots)."""
+def _fidelity_metrics(ref: np.ndarray, test: np.ndarray, pixel_rad: float, work: Path, test_label: str,
+                      ref_limits, test_limits=None) -> tuple[dict, list | None]:
+    """(the FIDELITY_KEYS of ``test`` against ``ref`` via hpcgen validate (metrics.json in ``work``, no plots), the
+    valid ℓ range)."""
     from hpcgen.jobs.validate_cosmo import validate_cosmo
 
-    m = validate_cosmo(ref, test, pixel_rad, work, ref_label=REFERENCE_MC, test_label=test_label, plots=False)
+    m = validate_cosmo(ref, test, pixel_rad, work, ref_label=REFERENCE_MC, test_label=test_label, plots=False,
+                       ref_limits=ref_limits, test_limits=test_limits)
     rel = [abs(x) for x in m["power_spectrum_rel_err"] if x is not None]  # None: a non-finite ratio (json_safe)
-    chi2 = m["chi2_power_spectrum"]
+    valid = m["power_spectrum_valid"]
+    chi2 = valid["chi2"]
     return {
-        "max_abs_rel_err_power_spectrum": float(max(rel)) if rel else None,
-        "chi2_per_dof_power_spectrum": chi2["chi2"] / chi2["dof"] if chi2["dof"] else None,
+        "max_abs_rel_err_power_spectrum": valid["max_abs_rel_err"],
+        "chi2_per_dof_power_spectrum": chi2["chi2"] / chi2["dof"] if chi2 and chi2["dof"] else None,
+        "max_abs_rel_err_power_spectrum_full": float(max(rel)) if rel else None,
         "ks_pixel_histogram": float(max(r["statistic"] for r in m["ks"]["pixel_histogram"])),
         "ks_peaks": float(max(r["statistic"] for r in m["ks"]["peaks"])),
         "S_pixel_histogram": m["separation_power"]["pixel_histogram"],
-    }
+    }, m["ell_valid_range"]
 
 
-def _fidelity(gens: dict, cfg: CosmoThroughputConfig, spec, work: Path, log) -> tuple[dict, dict]:
-    """(name → fidelity vs PM, fidelity floor = an independent PM sample vs the first); rank 0 only."""
+def _fidelity(gens: dict, cfg: CosmoThroughputConfig, spec, pm, work: Path, log) -> tuple[dict, dict, list | None]:
+    """(name → fidelity vs PM, fidelity floor = an independent PM sample vs the first, the valid ℓ range); rank 0."""
+    from hpcgen.jobs.validate_cosmo import GeneratorLimits
+
     n = cfg.fidelity_n
+    t0 = time.perf_counter()
+    limits = GeneratorLimits.from_pm(spec, pm, stream(cfg.seed, 5))
+    log(f"# PM shot noise and resolution: {limits.noise_n_maps} noise maps in {time.perf_counter() - t0:.3g} s, "
+        f"resolved ℓ {limits.ell_min:.0f}–{limits.ell_max:.0f}")
     samples = {}
     for i, (name, (kind, make, _)) in enumerate(gens.items()):
         t0 = time.perf_counter()
@@ -179,12 +197,15 @@ def _fidelity(gens: dict, cfg: CosmoThroughputConfig, spec, work: Path, log) -> 
         log(f"# fidelity sample: {n} {name} maps in {time.perf_counter() - t0:.3g} s")
     ref = samples[REFERENCE_MC]
     out = {REFERENCE_MC: {k: 0.0 for k in FIDELITY_KEYS}}  # the reference against itself
+    ell_valid = None
     for name, test in samples.items():
         if name != REFERENCE_MC:
-            out[name] = _fidelity_metrics(ref, test, spec.pixel_rad, work / name.replace(":", "_"), name)
+            out[name], ell_valid = _fidelity_metrics(ref, test, spec.pixel_rad, work / name.replace(":", "_"), name,
+                                                     limits)
     floor_maps = gens[REFERENCE_MC][1](n, stream(cfg.seed, 2))  # a second, independent reference sample
-    floor = _fidelity_metrics(ref, floor_maps, spec.pixel_rad, work / "floor", f"{REFERENCE_MC} (independent)")
-    return out, floor
+    floor, _ = _fidelity_metrics(ref, floor_maps, spec.pixel_rad, work / "floor", f"{REFERENCE_MC} (independent)",
+                                 limits, limits)
+    return out, floor, ell_valid
 
 
 def run_cosmo_throughput(cfg: CosmoThroughputConfig, world, log=print) -> dict | None:
@@ -195,10 +216,10 @@ def run_cosmo_throughput(cfg: CosmoThroughputConfig, world, log=print) -> dict |
         f"{spec.pixels}² maps over {spec.field_deg:g}°, z_s {spec.z_source:g} | PM {pm.n_particles_side}³ × "
         f"{pm.n_steps} steps | {cfg.repeats} timed batches of ~{cfg.seconds:g} s after warm-up | "
         f"reference {REFERENCE_MC}")
-    fidelity, floor = None, None
+    fidelity, floor, ell_valid = None, None, None
     if world.rank == 0:
         with tempfile.TemporaryDirectory() as tmp:
-            fidelity, floor = _fidelity(gens, cfg, spec, Path(tmp), log)
+            fidelity, floor, ell_valid = _fidelity(gens, cfg, spec, pm, Path(tmp), log)
     rows = []
     rng = stream(cfg.seed, 3, world.rank)
     gan_name = next(k for k, v in gens.items() if v[0] == "gan")
@@ -220,12 +241,14 @@ def run_cosmo_throughput(cfg: CosmoThroughputConfig, world, log=print) -> dict |
                 "map_spec": {"pixels": spec.pixels, "field_deg": spec.field_deg, "z_source": spec.z_source,
                              "pixel_arcmin": spec.pixel_arcmin, "cosmology": spec.cosmology.to_dict()},
                 "sigma8": spec.cosmology.sigma8, "trained_on": meta.get("data_generator", ""),
-                "pm": {"n_particles_side": pm.n_particles_side, "mesh_side": pm.mesh, "box_mpc": pm.box_mpc,
+                "pm": {"n_particles_side": pm.n_particles_side, "mesh_side": pm.mesh, "plane_mesh_side": pm.plane_mesh,
+                       "box_mpc": pm.box_mpc,
                        "n_steps": pm.n_steps, "a_start": pm.a_start, "maps_per_realisation": pm.maps_per_realisation},
                 "gan_batches": list(cfg.gan_batches), "seconds": cfg.seconds, "repeats": cfg.repeats,
                 "seed": cfg.seed, "checkpoint": str(cfg.checkpoint), "ranks": world.size,
                 "threads_per_rank": torch.get_num_threads(), "matmul_peak_flops_per_s": peak,
-                "fidelity_keys": FIDELITY_KEYS, "fidelity_floor": floor, "gan_device": str(device),
+                "fidelity_keys": FIDELITY_KEYS, "fidelity_floor": floor, "fidelity_ell_valid_range": ell_valid,
+                "gan_device": str(device),
                 "threads_scan": list(cfg.threads)}
 
     return finish_throughput(cfg, world, device, rows, fidelity=lambda row: fidelity[row["generator"]],
@@ -233,7 +256,9 @@ def run_cosmo_throughput(cfg: CosmoThroughputConfig, world, log=print) -> dict |
 
 
 def _fmt(x, spec: str) -> str:
-    return "n/a" if x is None else format(x, spec)
+    if x is None:  # keep the column: only the alignment and width of ``spec`` apply to the text
+        return format("n/a", spec[: len(spec) - len(spec.lstrip("<>^0123456789"))])
+    return format(x, spec)
 
 
 def headline(result: dict) -> list[str]:
@@ -255,4 +280,8 @@ def headline(result: dict) -> list[str]:
     if floor:
         n = result["config"]["fidelity_n"]
         lines.append(f"{'(floor: ' + ref_name + ' vs ' + ref_name + ')':<22} {n:>6} {'':>11} {'':>11} {cols(floor)}")
+    if "fidelity_ell_valid_range" in result["config"]:
+        rng = result["config"]["fidelity_ell_valid_range"]
+        lines.append(f"max|ΔC/C| and χ²/dof over the ℓ range the {ref_name} reference resolves: "
+                     + (f"{rng[0]:.0f}–{rng[1]:.0f}" if rng else "none (n/a)"))
     return lines

@@ -4,6 +4,15 @@ Layout: ``kappa`` float32 (N, H, W) convergence (dimensionless), optional ``sigm
 σ8-conditioned training; absent = every map has the cosmology's σ8); root attributes ``schema``, ``cosmology``
 (JSON: Omega_m, Omega_b, h, n_s, sigma8), ``z_source``, ``field_deg``, ``pixel_arcmin``, ``generator``
 (pm | lognormal | gan:<id>), ``seed``, ``hpcgen_version``. Maps are stored one per chunk, gzip-1 + shuffle.
+
+Optional attributes of a PM file (``hpcgen simulate cosmo --generator pm``; readers that do not know them ignore
+them, and a file without them is a file whose generator declares no limits): what the run resolves, from
+:func:`hpcgen.sim.cosmo_pm.shot_noise` and :func:`hpcgen.sim.cosmo_pm.resolution_ell` (docs/cosmo_validation.md).
+``pm_noise_edges`` (nb+1,) and ``pm_noise_ell`` (nb,) the ℓ binning (the default one of ``hpcgen validate cosmo``
+for the file's maps), ``pm_noise_cl`` / ``pm_noise_cl_err`` (nb,) the measured shot-noise C_ℓ (sr) and its standard
+error, ``pm_noise_maps`` the number of noise maps, ``pm_noise_cl_poisson`` the analytic flat level,
+``pm_noise_pixel_std`` the noise maps' pixel rms, ``pm_ell_min`` / ``pm_ell_max`` the ℓ range of the box and the
+particle/mesh resolution, ``pm_ell_criterion`` that criterion in words.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from hpcgen.data.sharded import DatasetSpec, write_h5_atomic
 from hpcgen.errors import UserError
 
 SCHEMA_COSMO = "hpcgen.cosmo/1"
-# CosmoGAN's cosmology (Mustafa et al. 2017; Ω_b assumed), shared/REFERENCE.md §2.
+# CosmoGAN's cosmology (Mustafa et al. 2017, arXiv:1706.02390; Ω_b assumed), docs/cosmo_validation.md.
 COSMOGAN_COSMOLOGY = {"Omega_m": 0.26, "Omega_b": 0.046, "h": 0.72, "n_s": 0.96, "sigma8": 0.798}
 
 
@@ -45,6 +54,37 @@ def cosmo_attrs(generator: str, cosmology: dict, z_source: float, field_deg: flo
     }
     attrs.update(extra)
     return attrs
+
+
+_PM_LIMIT_ARRAYS = ("edges", "ell", "cl", "cl_err")
+
+
+def pm_limit_attrs(noise, ell_range: tuple[float, float], criterion: str) -> dict:
+    """The optional ``pm_*`` attributes (module docstring) of a :class:`hpcgen.sim.cosmo_pm.ShotNoise` and the
+    run's resolved ℓ range."""
+    attrs = {f"pm_noise_{k}": np.asarray(getattr(noise, k), dtype=np.float64) for k in _PM_LIMIT_ARRAYS}
+    attrs.update(pm_noise_maps=int(noise.n_maps), pm_noise_cl_poisson=float(noise.cl_poisson),
+                 pm_noise_pixel_std=float(noise.pixel_std), pm_ell_min=float(ell_range[0]),
+                 pm_ell_max=float(ell_range[1]), pm_ell_criterion=str(criterion))
+    return attrs
+
+
+def read_pm_limits(attrs) -> dict | None:
+    """The ``pm_*`` attributes of an open file as ``hpcgen.jobs.validate_cosmo.GeneratorLimits`` fields, or None when
+    the file has none (not a PM file, or written before they existed). Partial or malformed sets are ignored."""
+    try:
+        arrays = {f"noise_{k}": np.asarray(attrs[f"pm_noise_{k}"], dtype=np.float64) for k in _PM_LIMIT_ARRAYS}
+        nb = arrays["noise_cl"].shape
+        shapes_ok = arrays["noise_edges"].shape == (nb[0] + 1,) and all(arrays[f"noise_{k}"].shape == nb
+                                                                         for k in ("ell", "cl_err"))
+        if not shapes_ok:
+            return None
+        return {**arrays, "noise_n_maps": int(attrs["pm_noise_maps"]),
+                "noise_cl_poisson": float(attrs["pm_noise_cl_poisson"]),
+                "noise_pixel_std": float(attrs["pm_noise_pixel_std"]), "ell_min": float(attrs["pm_ell_min"]),
+                "ell_max": float(attrs["pm_ell_max"]), "criterion": str(attrs["pm_ell_criterion"])}
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def write_cosmo_file(path: str | os.PathLike, kappa: np.ndarray, attrs: dict, sigma8: np.ndarray | None = None) -> Path:

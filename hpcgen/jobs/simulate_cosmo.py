@@ -3,6 +3,11 @@
 Rank r makes its share of the maps with the stream ``stream(seed, r)``, chunk after chunk, and writes them through
 the same sharded writer and virtual merge as the calorimeter (``hpcgen.jobs.sharded_run``) in the
 ``hpcgen.cosmo/1`` schema. Same seed and rank count → identical file.
+
+A PM file also records what its maps resolve (the optional ``pm_*`` attributes of ``hpcgen.data.cosmo_file``): the
+particle shot noise measured with ``NOISE_MAPS`` maps of uniformly random particles through the same lens planes
+(:func:`hpcgen.sim.cosmo_pm.shot_noise`, its own random stream, the same on every rank and shard) and the ℓ range of
+the box and the particle/mesh resolution; ``hpcgen validate cosmo`` restricts its C_ℓ claims with them.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from hpcgen.seeding import stream
 from hpcgen.sim.cosmo_spec import CosmoMapSpec
 
 COSMO_GENERATORS = ("pm", "lognormal")
+NOISE_MAPS = 16
+NOISE_STREAM = 2**32 - 1  # stream(seed, NOISE_STREAM): never a rank's or shard's stream
 
 
 @dataclass(frozen=True)
@@ -60,11 +67,14 @@ def simulate_cosmo(cfg: SimulateCosmoConfig, world: World) -> Path:
             return simulate_lognormal(count, spec, rng)
         extra = {}
     else:
-        from hpcgen.sim.cosmo_pm import simulate_pm
+        from hpcgen.data.cosmo_file import pm_limit_attrs
+        from hpcgen.sim.cosmo_pm import RESOLUTION_CRITERION, resolution_ell, shot_noise, simulate_pm
 
         def make(count: int):
             return simulate_pm(count, spec, cfg.pm, rng)
-        extra = {"pm_config": repr(cfg.pm)}
+        noise = shot_noise(spec, cfg.pm, stream(cfg.seed, NOISE_STREAM), n_maps=NOISE_MAPS)
+        extra = {"pm_config": repr(cfg.pm),
+                 **pm_limit_attrs(noise, resolution_ell(spec, cfg.pm), RESOLUTION_CRITERION)}
     attrs = cosmo_attrs(cfg.generator, spec.cosmology.to_dict(), spec.z_source, spec.field_deg, spec.pixels,
                         cfg.seed, world_size=size, **extra)
 

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from hpcgen.data.calo_file import open_calo
-from hpcgen.data.cosmo_file import open_cosmo
+from hpcgen.data.cosmo_file import open_cosmo, read_pm_limits
 from hpcgen.errors import UserError
 
 
@@ -29,21 +29,58 @@ def _make_out_dir(out_dir: Path) -> None:
         raise UserError(f"--out: cannot create directory {out_dir} ({exc.strerror})") from None
 
 
-def validate_calo_files(ref: Path, test: Path, out_dir: Path, max_showers: int = 0) -> dict:
+def fidelity_config(*, resamples: int, bins: int, seeds: int, folds: int, hidden: int | None, low_level: bool,
+                    per_energy_classifier: bool, cross_check: bool, seed: int):
+    """The :class:`hpcgen.fidelity.calo.FidelityConfig` of ``hpcgen validate calo``'s flags; a bad value is a
+    one-line error naming its flag."""
+    from hpcgen.fidelity.calo import FidelityConfig
+    from hpcgen.fidelity.classifier import ClassifierConfig
+
+    for flag, value, lo in (("--resamples", resamples, 1), ("--bins", bins, 2), ("--classifier-seeds", seeds, 1),
+                            ("--folds", folds, 3), ("--classifier-hidden", 1 if hidden is None else hidden, 1)):
+        if value < lo:
+            raise UserError(f"{flag}: expected >= {lo}, got {value}")
+    classifier = ClassifierConfig(seeds=seeds, folds=folds, **({} if hidden is None else {"hidden": hidden}))
+    return FidelityConfig(bins=bins, resamples=resamples, classifier_resamples=resamples, classifier=classifier, cross_check=cross_check,
+                          low_level=low_level, per_energy_classifier=per_energy_classifier, seed=seed)
+
+
+def validate_calo_files(ref: Path, test: Path, out_dir: Path, max_showers: int = 0, config=None, warn=None) -> dict:
+    import numpy as np
+
     with open_calo(ref) as r, open_calo(test) as t:
-        if r.geometry.shape != t.geometry.shape:
-            raise UserError(f"{test}: geometry {t.geometry.shape} differs from the reference's {r.geometry.shape}")
+        if r.geometry.shape != t.geometry.shape or r.geometry.to_dict() != t.geometry.to_dict():
+            raise UserError(f"{test}: geometry {t.geometry.name} {t.geometry.shape} differs from {ref}'s "
+                            f"{r.geometry.name} {r.geometry.shape}; compare showers of one calorimeter")
         nr = min(len(r), max_showers) if max_showers else len(r)
         nt = min(len(t), max_showers) if max_showers else len(t)
+        e_ref, e_test = np.asarray(r.energy_gev[:nr]), np.asarray(t.energy_gev[:nt])
+        common = np.intersect1d(np.unique(e_ref), np.unique(e_test))
+        if np.unique(e_ref).size <= 32 and np.unique(e_test).size <= 32 and common.size == 0:
+            raise UserError(f"{test}: primary energies {_energies(e_test)} share none with {ref}'s {_energies(e_ref)}")
         _make_out_dir(out_dir)
+        from hpcgen.fidelity.calo import FidelityConfig
         from hpcgen.jobs.validate_calo import validate_calo
 
-        return validate_calo(
-            _Head(r.ecal, nr), r.energy_gev[:nr], _Head(t.ecal, nt), t.energy_gev[:nt], r.geometry, out_dir,
-            ref_label=r.generator, test_label=t.generator, ref_name=str(ref), test_name=str(test))
+        try:
+            return validate_calo(
+                _Head(r.ecal, nr), e_ref, _Head(t.ecal, nt), e_test, r.geometry, out_dir,
+                ref_label=r.generator, test_label=t.generator, ref_name=str(ref), test_name=str(test),
+                config=config or FidelityConfig(), warn=warn)
+        except ValueError as exc:
+            raise UserError(f"{ref} vs {test}: {exc}") from None
 
 
-def validate_cosmo_files(ref: Path, test: Path, out_dir: Path, max_maps: int = 0) -> dict:
+def _energies(e) -> str:
+    import numpy as np
+
+    return "{" + ", ".join(f"{v:g}" for v in np.unique(e)) + "} GeV"
+
+
+def validate_cosmo_files(ref: Path, test: Path, out_dir: Path, max_maps: int = 0,
+                         smoothing_arcmin: float | None = None) -> dict:
+    """Validate two ``hpcgen.cosmo/1`` files; a file's optional ``pm_*`` attributes (a PM run's shot noise and
+    resolved ℓ range) become its ``GeneratorLimits``. ``smoothing_arcmin`` None = validate_cosmo's default."""
     with open_cosmo(ref) as r, open_cosmo(test) as t:
         (h, w), (th, tw) = r.image_shape, t.image_shape
         if h != w:
@@ -60,9 +97,19 @@ def validate_cosmo_files(ref: Path, test: Path, out_dir: Path, max_maps: int = 0
             if n < 2:
                 raise UserError(f"{path}: {n} map(s) to compare; validation needs at least 2 per file")
         _make_out_dir(out_dir)
-        from hpcgen.jobs.validate_cosmo import validate_cosmo
+        from hpcgen.jobs.validate_cosmo import DEFAULT_SMOOTHING_ARCMIN, GeneratorLimits, validate_cosmo
 
-        return validate_cosmo(
-            _Head(r.kappa, nr), _Head(t.kappa, nt), math.radians(arcmin[0] / 60.0), out_dir,
-            ref_label=str(r.attrs["generator"]), test_label=str(t.attrs["generator"]), ref_name=str(ref),
-            test_name=str(test))
+        smoothing = DEFAULT_SMOOTHING_ARCMIN if smoothing_arcmin is None else float(smoothing_arcmin)
+        if not (math.isfinite(smoothing) and smoothing >= 0):
+            raise UserError(f"--smoothing-arcmin: expected a Gaussian σ >= 0 arcmin, got {smoothing_arcmin}")
+        limits = [None if d is None else GeneratorLimits(**d)
+                  for d in (read_pm_limits(r.attrs), read_pm_limits(t.attrs))]
+        try:
+            return validate_cosmo(
+                _Head(r.kappa, nr), _Head(t.kappa, nt), math.radians(arcmin[0] / 60.0), out_dir,
+                ref_label=str(r.attrs["generator"]), test_label=str(t.attrs["generator"]), ref_name=str(ref),
+                test_name=str(test), ref_limits=limits[0], test_limits=limits[1], smoothing_arcmin=smoothing)
+        except ValueError as exc:
+            if "smoothing_arcmin" in str(exc):
+                raise UserError(f"--smoothing-arcmin: {exc}") from None
+            raise

@@ -5,8 +5,9 @@ The default is a W/Si sampling ECAL in the spirit of the CALICE SiW ECAL and of 
 The particle travels along +z (depth) and enters at the centre of the front face (x = y = 0 is the centre of
 pad 12 in both x and y), with an optional Gaussian impact jitter.
 
-Effective-medium constants follow the GFlash sampling-calorimeter recipe (Grindhammer & Peters, hep-ex/0001020,
-as tuned in Geant4's GFlashSamplingShowerParameterisation); see shared/REFERENCE.md §2.
+Effective-medium constants (Z_eff, X0_eff, R_M,eff, E_c,eff, F_S, ê) are those of the GFlash sampling-calorimeter
+recipe (Grindhammer & Peters, hep-ex/0001020), with X0, R_M and E_c of the mixture by the PDG mixture rules;
+see docs/gflash.md.
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ class SamplingCalorimeter:
         return k * self.layer_thickness_mm + self.passive_thickness_mm + 0.5 * self.active_thickness_mm
 
     # --- GFlash effective medium ------------------------------------------------------------------------------
+    # One homogeneous mixture of the layer's materials, by the PDG mixture rules (docs/gflash.md, "Effective
+    # medium"): with mass fractions w_j and X0_j, E_c,j in mass-thickness units (ρ_j·X0_j),
+    #   1/X0_eff = Σ w_j/X0_j,  1/R_M,eff = (1/E_s) Σ w_j E_c,j/X0_j,  E_c,eff = E_s X0_eff / R_M,eff,
+    # converted to mm by ρ_eff. In length units this is the thickness (volume) fraction rule v_j = d_j/Σd:
+    #   1/X0_eff = Σ v_j/X0_j,  R_M,eff = E_s / Σ v_j E_c,j/X0_j   (X0_j in mm).
     def _mass_weights(self) -> tuple[float, float]:
         p, a = self.passive, self.active
         mp = p.density_g_cm3 * self.passive_thickness_mm
@@ -116,23 +122,35 @@ class SamplingCalorimeter:
         wp, wa = self._mass_weights()
         return wp * self.passive.z + wa * self.active.z
 
-    @property
-    def x0_eff_mm(self) -> float:
+    def _mass_x0s(self) -> tuple[float, float]:
+        """Radiation lengths of passive and active material in mass thickness (g/cm³·mm = 0.1 g/cm²)."""
+        p, a = self.passive, self.active
+        return p.density_g_cm3 * p.x0_mm, a.density_g_cm3 * a.x0_mm
+
+    def _ec_over_x0_mass(self) -> float:
+        """Σ_j w_j E_c,j / X0_j with X0_j in mass thickness: E_s / R_M of the mixture (MeV per g/cm³·mm)."""
         wp, wa = self._mass_weights()
-        p, a, rho = self.passive, self.active, self.density_eff_g_cm3
-        return 1.0 / (wp * rho / (p.density_g_cm3 * p.x0_mm) + wa * rho / (a.density_g_cm3 * a.x0_mm))
+        xp, xa = self._mass_x0s()
+        return wp * self.passive.ec_mev / xp + wa * self.active.ec_mev / xa
 
     @property
-    def ec_eff_mev(self) -> float:
+    def x0_eff_mm(self) -> float:
+        """X0 of the mixture: 1/X0 = Σ w_j/X0_j in mass thickness (PDG), divided by ρ_eff."""
         wp, wa = self._mass_weights()
-        p, a = self.passive, self.active
-        return self.x0_eff_mm * (wp * p.ec_mev / p.x0_mm + wa * a.ec_mev / a.x0_mm)
+        xp, xa = self._mass_x0s()
+        return 1.0 / (wp / xp + wa / xa) / self.density_eff_g_cm3
 
     @property
     def rm_eff_mm(self) -> float:
-        wp, wa = self._mass_weights()
-        p, a = self.passive, self.active
-        return E_SCALE_MEV / (wp * p.ec_mev / p.x0_mm + wa * a.ec_mev / a.x0_mm)
+        """Molière radius of the mixture: 1/R_M = (1/E_s) Σ w_j E_c,j/X0_j in mass thickness (PDG), divided by
+        ρ_eff (10.37 mm for the default 3.5 mm W + 0.5 mm Si)."""
+        return E_SCALE_MEV / self._ec_over_x0_mass() / self.density_eff_g_cm3
+
+    @property
+    def ec_eff_mev(self) -> float:
+        """Critical energy of the mixture, consistent with its X0 and R_M: E_c = E_s X0_eff / R_M,eff
+        (8.14 MeV for the default stack)."""
+        return self.x0_eff_mm * self.density_eff_g_cm3 * self._ec_over_x0_mass()
 
     @property
     def sampling_frequency(self) -> float:

@@ -1,13 +1,18 @@
-"""Distances between a reference and a generated distribution of one observable (shared/REFERENCE.md §3).
+"""Distances between a reference and a generated distribution of one observable (docs/fidelity.md).
 
 Conventions follow CaloGAN (Paganini, de Oliveira, Nachman 2018) and the CaloChallenge evaluation
 (Krause et al. 2024, arXiv:2410.21611): the separation power
 
     S = ½ Σ_i (h1_i − h2_i)² / (h1_i + h2_i)
 
-on histograms normalised to unit sum, with both samples binned on the same edges (0 = identical, 1 = disjoint
-supports), and the 1-D Wasserstein-1 distance between the empirical distributions, in the units of the feature.
-The two-sample Kolmogorov–Smirnov test is the CosmoGAN-style companion; its p-value assumes i.i.d. samples.
+on histograms normalised to unit sum (0 = identical, 1 = disjoint supports), and the 1-D Wasserstein-1 distance
+between the empirical distributions, in the units of the feature. The two-sample Kolmogorov–Smirnov test is the
+CosmoGAN-style companion; its p-value assumes i.i.d. samples.
+
+Binning is fixed by the *reference* alone (its quantiles, or edges the caller fixes), never by the union of both
+samples: a union range lets one outlier in the test sample widen every bin and push S toward 0. Values of the
+test sample outside the reference's edges land in an underflow and an overflow bin, where the reference has
+(next to) nothing, so an outlier can only raise S.
 """
 
 from __future__ import annotations
@@ -29,9 +34,13 @@ def _sample(x, name: str) -> np.ndarray:
     return a
 
 
-def common_edges(a, b, bins: int | np.ndarray = DEFAULT_BINS) -> np.ndarray:
-    """Bin edges shared by both samples: ``bins`` equal-width bins over the union range, or ``bins`` itself if it
-    is an array of edges. A zero-width union range is widened to ±0.5 around the value, as numpy does."""
+def reference_edges(ref, bins: int | np.ndarray = DEFAULT_BINS) -> np.ndarray:
+    """Bin edges fixed by the reference sample: ``bins`` equal-count bins (the reference's quantiles), or ``bins``
+    itself if it is an array of edges.
+
+    Tied quantiles (a discrete feature such as a hit count) are merged, so there may be fewer bins than asked; a
+    constant reference gets the single bin value ± 0.5.
+    """
     if np.ndim(bins) == 1:
         edges = np.asarray(bins, dtype=np.float64)
         if edges.size < 2 or not np.all(np.diff(edges) > 0):
@@ -39,11 +48,18 @@ def common_edges(a, b, bins: int | np.ndarray = DEFAULT_BINS) -> np.ndarray:
         return edges
     if int(bins) < 1:
         raise ValueError(f"bins must be >= 1 or an array of edges, got {bins}")
-    a, b = _sample(a, "a"), _sample(b, "b")
-    lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
-    if lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
-    return np.linspace(lo, hi, int(bins) + 1)
+    r = _sample(ref, "ref")
+    edges = np.unique(np.quantile(r, np.linspace(0.0, 1.0, int(bins) + 1)))
+    if edges.size < 2:
+        edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
+    return edges
+
+
+def binned(x, edges: np.ndarray) -> np.ndarray:
+    """Counts of ``x`` in [underflow, the bins of ``edges`` (last one closed), overflow]: ``edges.size + 1`` bins."""
+    a = _sample(x, "x")
+    inner, _ = np.histogram(a, bins=edges)
+    return np.concatenate([[np.count_nonzero(a < edges[0])], inner, [np.count_nonzero(a > edges[-1])]])
 
 
 def separation_power_hist(h1, h2) -> float:
@@ -65,19 +81,16 @@ def separation_power_hist(h1, h2) -> float:
     return float(0.5 * np.sum((p[keep] - q[keep]) ** 2 / den[keep]))
 
 
-def separation_power(a, b, bins: int | np.ndarray = DEFAULT_BINS) -> float:
-    """Separation power of samples ``a`` and ``b`` binned on :func:`common_edges` (0 identical … 1 disjoint).
+def separation_power(ref, test, bins: int | np.ndarray = DEFAULT_BINS) -> float:
+    """Separation power of ``test`` against ``ref`` on :func:`reference_edges` of ``ref`` plus under- and overflow
+    bins (0 identical … 1 disjoint).
 
-    Symmetric in (a, b); independent of the sample sizes because each histogram is normalised to unit sum. With
-    edges given, values outside them are dropped (as ``np.histogram`` does); if that empties a sample it raises.
+    Independent of the sample sizes (each histogram is normalised to unit sum). Not symmetric: the reference fixes
+    the bins. A test value outside the reference's range lands in an overflow bin and can only raise S.
     """
-    a, b = _sample(a, "a"), _sample(b, "b")
-    edges = common_edges(a, b, bins)
-    h1, _ = np.histogram(a, bins=edges)
-    h2, _ = np.histogram(b, bins=edges)
-    if h1.sum() == 0 or h2.sum() == 0:
-        raise ValueError("a sample has no values inside the given bin edges")
-    return separation_power_hist(h1, h2)
+    r, t = _sample(ref, "ref"), _sample(test, "test")
+    edges = reference_edges(r, bins)
+    return separation_power_hist(binned(r, edges), binned(t, edges))
 
 
 def wasserstein1(a, b, a_weights=None, b_weights=None) -> float:

@@ -1,4 +1,4 @@
-"""Statistics of weak-lensing convergence maps and their two-sample comparisons (shared/REFERENCE.md §3).
+"""Statistics of weak-lensing convergence maps and their two-sample comparisons (docs/cosmo_validation.md).
 
 The CosmoGAN validation set (Mustafa et al. 2017, arXiv:1706.02390): pixel-intensity histogram, power spectrum
 (:func:`hpcgen.ops.radial_power_spectrum`, the house's one estimator), peak counts and the Minkowski functionals
@@ -21,6 +21,10 @@ hat of width Δν·σ in κ:
 (⟨·⟩ = mean over pixels). Lengths are in units of ``pixel_size`` (1 = pixels): V1 per length, V2 per area.
 For a Gaussian field with pixel σ0 and σ1² = ⟨|∇u|²⟩ (Schmalzing & Gorski 1998; Matsubara 2003):
 V0 = ½ erfc(ν/√2), V1 = (σ1/σ0) e^{−ν²/2}/(8√2), V2 = (σ1/σ0)² ν e^{−ν²/2}/(2(2π)^{3/2}).
+
+Smoothing (:func:`gaussian_smooth`): peaks and Minkowski functionals of lensing maps are measured on maps smoothed
+with a Gaussian, W(θ) = exp(−θ²/2σ²)/(2πσ²), FWHM = 2√(2 ln 2)·σ ≈ 2.355σ (docs/cosmo_validation.md for the scales
+of the literature and the convention each paper uses).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def ell_grid(pixels: int, pixel_rad: float) -> np.ndarray:
 
 def gaussian_field(cl_of_ell: Callable[[np.ndarray], np.ndarray] | np.ndarray, n_maps: int, pixels: int,
                    pixel_rad: float, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian random maps with angular power spectrum C_ℓ (shared/REFERENCE.md §2 recipe).
+    """Gaussian random maps with angular power spectrum C_ℓ (the recipe of docs/cosmo_validation.md).
 
     κ = Re IFFT[FFT(w)·√C(ℓ)/Δ] with w white N(0, 1) per pixel, Δ = ``pixel_rad``, ℓ = 2π|n|/L and C(0) = 0 (so
     every map has exactly zero mean). With the normalisation of :func:`hpcgen.ops.radial_power_spectrum` the maps
@@ -81,6 +85,31 @@ def gaussian_field(cl_of_ell: Callable[[np.ndarray], np.ndarray] | np.ndarray, n
         w = rng.standard_normal((min(64, int(n_maps) - s), pixels, pixels))
         out[s : s + w.shape[0]] = np.fft.irfft2(np.fft.rfft2(w) * amp, s=(pixels, pixels))
     return out
+
+
+def gaussian_smooth(maps, pixel_rad: float, sigma_rad: float) -> np.ndarray:
+    """Maps (n, N, N) convolved with a Gaussian of standard deviation ``sigma_rad``, as a multiplication by
+    exp(−ℓ²σ²/2) of every mode ℓ = 2π|n|/L of the N×N FFT plane (``ell_grid``): periodic, so the pixels within ~3σ
+    of the edge of a non-periodic map see the opposite edge (callers crop them, see :func:`smoothing_border`).
+    ``sigma_rad`` = 0 returns the maps unchanged (as float64). For white noise of pixel variance s² the smoothed
+    variance is s²·(1/N²)Σ_n exp(−ℓ_n²σ²) exactly, → s²/(4π σ_pix²) for σ_pix = σ/Δ ≫ 1 (docs/cosmo_validation.md)."""
+    m = np.asarray(maps, dtype=np.float64)
+    if m.ndim != 3 or m.shape[1] != m.shape[2]:
+        raise ValueError(f"maps must have shape (n, N, N), got {m.shape}")
+    if not sigma_rad >= 0 or not pixel_rad > 0:
+        raise ValueError(f"need sigma_rad >= 0 and pixel_rad > 0, got {sigma_rad}, {pixel_rad}")
+    if sigma_rad == 0:
+        return m.copy()
+    n = m.shape[1]
+    ell = ell_grid(n, pixel_rad)[:, : n // 2 + 1]
+    window = np.exp(-0.5 * (ell * sigma_rad) ** 2)
+    return np.fft.irfft2(np.fft.rfft2(m) * window, s=(n, n))
+
+
+def smoothing_border(pixel_rad: float, sigma_rad: float) -> int:
+    """Pixels to drop on each side after :func:`gaussian_smooth` of a non-periodic map: ceil(3σ/Δ) (0 for σ = 0),
+    where the Gaussian's weight across the edge falls below 0.3 %."""
+    return int(math.ceil(3.0 * sigma_rad / pixel_rad - 1e-9)) if sigma_rad > 0 else 0
 
 
 # --- per-map statistics --------------------------------------------------------------------------------------------

@@ -215,3 +215,32 @@ def shower_features(
     feats["hit_count"] = hit_count(ecal, thr)
     feats["sparsity"] = feats["hit_count"] / float(np.prod(ecal.shape[1:]))
     return {k: feats[k] for k in SCALAR_FEATURES}
+
+
+def high_level_names(n_layers: int) -> tuple[str, ...]:
+    """Column names of :func:`high_level_features` for a calorimeter of ``n_layers`` layers."""
+    return ("log10_energy_gev", "sampling_fraction", *(f"layer_fraction_{k:02d}" for k in range(n_layers)),
+            "x_mean_mm", "y_mean_mm", "depth_mean_mm", "x_std_mm", "y_std_mm", "depth_std_mm", "hit_count")
+
+
+def high_level_features(
+    ecal_gev,
+    energy_gev,
+    geometry: SamplingCalorimeter = DEFAULT_GEOMETRY,
+    threshold_gev: float | None = None,
+    moments_: ops.EcalMoments | None = None,
+) -> np.ndarray:
+    """(N, 9 + n_layers) float64 high-level features of every shower, columns :func:`high_level_names`.
+
+    The CaloChallenge's high-level classifier input (Krause et al. 2024, arXiv:2410.21611) in this geometry:
+    log10 of the primary energy, E_vis/E_p, the fraction of the visible energy in each layer, the energy-weighted
+    centroid and width along x, y and depth (mm), and the hit count above the threshold. With 25 layers, 34 columns.
+    Empty showers have layer fractions, centroids and widths 0.
+    """
+    m = energy_moments(ecal_gev) if moments_ is None else moments_
+    f = shower_features(ecal_gev, energy_gev, geometry, threshold_gev, moments_=m)
+    fractions = _safe_div(m.profile_z, m.total[:, None])
+    cols = [np.log10(np.asarray(energy_gev, dtype=np.float64))[:, None], f["sampling_fraction"][:, None], fractions]
+    cols += [f[k][:, None] for k in ("x_mean_mm", "y_mean_mm", "depth_mean_mm", "x_std_mm", "y_std_mm",
+                                     "depth_std_mm", "hit_count")]
+    return np.concatenate([np.asarray(c, dtype=np.float64) for c in cols], axis=1)
