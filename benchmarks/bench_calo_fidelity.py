@@ -59,6 +59,9 @@ def main(argv=None) -> None:
     ap.add_argument("--cache", type=Path, default=HERE.parent / ".cache" / "calo_fidelity")
     ap.add_argument("--reports", type=Path, default=HERE / "results" / "calo_fidelity")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "calo_fidelity.json")
+    ap.add_argument("--samples-from", default=None,
+                    help="the commit whose generators made the cached samples, when not this one (recorded in the "
+                         "result; e.g. a 'before' table from samples simulated in a worktree of an older commit)")
     args = ap.parse_args(argv)
     energies = [float(e) for e in args.energies.split(",")]
     generators = args.generators.split(",")
@@ -99,7 +102,7 @@ def main(argv=None) -> None:
               "generators": generators, "reference": "cascade", "gflash_tune": "cascade",
               "fidelity": m["config"], "reports": str(args.reports.relative_to(HERE.parent))
               if args.reports.is_relative_to(HERE.parent) else args.reports.name,
-              "evaluation_wall_s": walls}
+              "evaluation_wall_s": walls, "samples_from_commit": args.samples_from or "this commit"}
     write_result(args.out, "fidelity", config, rows)
 
 

@@ -132,4 +132,4 @@ def test_throughput_scans_the_gan_over_batch_sizes_and_cpu_threads(tmp_path):
     assert sorted(r["batch"] for r in rows if r.get("scan") == "batch") == [1, 4]
     assert sorted(r["threads"] for r in rows if r.get("scan") == "threads") == [1, 2]
     assert all(r["device"] == "cpu" for r in rows)
-    assert "gan:run@500" in res.stdout and "floor (ref vs ref)" in res.stdout
+    assert "gan:run@500" in res.stdout and "AUC [floor p95]" in res.stdout

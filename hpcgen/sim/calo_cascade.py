@@ -22,12 +22,13 @@ judged against, so its physics follows textbook sources rather than tuned parame
 
 Simplified, on purpose: no lateral displacement within a step (steps are short: ≤ ``max_step_x0`` X0 and ≤
 ``range_fraction`` of the residual range) and Highland applied per step (its log term makes θ0² non-additive, so
-the sampling fraction depends on the step limits at the few-% level, quantified in :class:`CascadeCuts`);
+the sampling fraction depends on the step limits at the 1–5 % level, quantified in :class:`CascadeCuts`);
 secondaries of brems and pair production are emitted along the parent direction (their angles, ~m_e/E, are far
 below the multiple-scattering angles); no Rayleigh scattering, no fluorescence or Auger, no positron annihilation
 in flight, the same stopping power for e+ as for e−; the complete-screening brems spectrum is used at all energies
 (it overestimates radiation below ~10 MeV in W, by up to ~1.5× near 1 MeV); no LPM effect (irrelevant at ≤ 1 TeV
-in W). Energy below the tracking cuts is deposited where the particle is.
+in W). Energy below the tracking cuts, and the soft-brems part of the continuous loss, is deposited where the
+particle is.
 
 Energy bookkeeping (exact to rounding, tested): all energies are kinetic. Pair production leaves 2 m_e c² that the
 positron gives back when it annihilates (its two photons are tracked); a positron that escapes is booked as
@@ -107,13 +108,23 @@ _PAIR_RAMP = (
 class CascadeCuts:
     """Tracking cuts and step limits of :func:`simulate_cascade`.
 
-    The defaults (0.5 MeV e±, 50 keV γ, explicit brems above 0.5 MeV, steps ≤ 0.3 X0 and ≤ 0.3 of the residual
-    range) cost ~45 ms per 100 GeV shower on one core (benchmarks/bench_calo_cascade.py), 4× inside a 200 ms
-    budget. A 0.5 MeV electron has a range of ~0.15 mm in W; a 50 keV photon is absorbed within ~0.1 mm of W.
-    Systematics measured at 10 GeV: halving every cut and step limit moves the sampling fraction from 0.0180 to
-    0.0172 (−4 %), the resolution from 19 to 18 %/√E, and leaves the 1-R_M containment (0.894, 1 mm pads) and the
-    mean depth unchanged; most of the shift comes from the step limits (condensed-history step dependence, made worse by
-    Highland's non-additive log term), less from the energy cuts.
+    The defaults (0.5 MeV e±, 50 keV γ, explicit brems above 50 keV, steps ≤ 0.3 X0 and ≤ 0.3 of the residual
+    range) cost ~53 ms per 100 GeV shower on one core (benchmarks/bench_calo_mc.py), 4× inside a 200 ms budget. A
+    0.5 MeV electron has a range of ~0.15 mm in W; a 50 keV photon is absorbed within ~0.1 mm of W.
+
+    Convergence (docs/cascade_convergence.md; benchmarks/bench_cascade_convergence.py, 10 and 50 GeV e−, sampling
+    fraction known to ±0.2 % per setting). k_c was 0.5 MeV until that study: the soft-brems part of the loss of e±
+    crossing a 0.5 mm Si sensor was deposited in it, although a 0.05–0.5 MeV photon's attenuation length in Si
+    (1–5 cm) far exceeds the sensor, which raised the sampling fraction by 1.9–2.1 % (7σ); at 50 keV that share is
+    0.17 %, for 19 % more tracking steps. The γ cut (down to 10 keV) moves nothing beyond its errors; e± cuts of
+    0.25 and 0.1 MeV move the sampling fraction by ≤ 0.7 % and the lateral width by −1.0 to −1.6 %. The step limits
+    are NOT converged: halving or quartering max_step_x0 or range_fraction lowers the sampling fraction by
+    2.4–5.4 %, lowering min_step_mm raises it by ≤ 1.4 %, and scaling all three together by 0.5 … 0.05 gives
+    1.0–2.1 % below the default, with the width 1–3 % larger and the 10 GeV σ/μ up to 9 % smaller — not
+    monotonically, and at up to 10× the tracking steps. The cause is the multiple-scattering transport (with
+    scattering switched off the sampling fraction is step-independent to 0.2 %): straight steps deflected at their
+    end, and Highland's log term, which makes the scattering vanish as steps shrink. Read those spreads as the
+    model's step systematic.
 
     electron_cut_mev: e± with less kinetic energy deposit it where they are (e+ then annihilate at rest).
     photon_cut_mev: photons below deposit their energy where they are.
@@ -121,14 +132,19 @@ class CascadeCuts:
     max_step_x0: largest e± step, in radiation lengths of the current material (multiple-scattering accuracy).
     range_fraction: an e± step is at most this fraction of its residual range (so the end of a track scatters).
     min_step_mm: floor of the range-fraction limit, so the end of a track takes a bounded number of steps.
+    active_soft_brems_local: True deposits the soft-brems part (below k_c) of an e±'s continuous loss in an active
+        layer where the e± is, like the collision part; False books it in that layer's absorber, as if the soft
+        photons all left the sensor. A diagnostic of the local-deposit bias: same histories, only the booking
+        differs (sensor energy −1.6 % at k_c = 0.5 MeV, −0.17 % at the default 50 keV).
     """
 
     electron_cut_mev: float = 0.5
     photon_cut_mev: float = 0.05
-    brems_threshold_mev: float = 0.5
+    brems_threshold_mev: float = 0.05
     max_step_x0: float = 0.3
     range_fraction: float = 0.3
     min_step_mm: float = 0.05
+    active_soft_brems_local: bool = True
 
     def __post_init__(self) -> None:
         for name in ("electron_cut_mev", "photon_cut_mev", "brems_threshold_mev", "max_step_x0", "min_step_mm"):
@@ -137,6 +153,9 @@ class CascadeCuts:
                 raise ValueError(f"CascadeCuts.{name} must be a positive number, got {v}")
         if not 0 < float(self.range_fraction) <= 1:
             raise ValueError(f"CascadeCuts.range_fraction must be in (0, 1], got {self.range_fraction}")
+        if not isinstance(self.active_soft_brems_local, bool):
+            raise ValueError(f"CascadeCuts.active_soft_brems_local must be True or False, "
+                             f"got {self.active_soft_brems_local!r}")
         if not float(self.photon_cut_mev) >= 0.01:
             raise ValueError(f"CascadeCuts.photon_cut_mev must be >= 0.01 (photoelectric tables start at 10 keV), "
                              f"got {self.photon_cut_mev}")
@@ -247,7 +266,9 @@ def photon_tables(mat: Material, cuts: CascadeCuts) -> dict:
 def _kernel_tables(passive: Material, active: Material, cuts: CascadeCuts):
     et = [electron_tables(m, cuts) for m in (passive, active)]
     gt = [photon_tables(m, cuts) for m in (passive, active)]
-    e_tab = np.stack([np.stack([t["range_mm"], t["sigma_brems_per_mm"]], axis=1) for t in et])
+    e_tab = np.stack([np.stack([t["range_mm"], t["sigma_brems_per_mm"],
+                                t["dedx_soft_brems_mev_mm"] / (t["dedx_col_mev_mm"] + t["dedx_soft_brems_mev_mm"])],
+                               axis=1) for t in et])
     g_tab = np.zeros((3, gt[0]["k_mev"].size, 3))
     for m, t in enumerate(gt):
         g_tab[m, :, 0] = t["mu_pair_per_mm"] + t["mu_compton_per_mm"] + t["mu_photo_per_mm"]
@@ -353,6 +374,14 @@ def _deposit(de, x, y, z, geo, ecal, layer_dep, acc):
         i = min(max(int((x + geo[4]) / geo[5]), 0), nc - 1)
         j = min(max(int((y + geo[4]) / geo[5]), 0), nc - 1)
         ecal[i, j, k] += de
+
+
+@njit(cache=True)
+def _deposit_passive(de, z, geo, layer_dep, acc):
+    """Book de (MeV) in the absorber of the layer that holds depth z (energy leaving a thin sensor)."""
+    k = min(max(int(z / geo[2]), 0), int(geo[3]) - 1)
+    layer_dep[k] += de
+    acc[1] += de
 
 
 @njit(cache=True)
@@ -506,8 +535,14 @@ def _track_charged(stack, n, typ, t, x, y, z, ux, uy, uz, s, geo, cut, e_tab, e_
             t1 = 0.0
         else:
             t1 = min(_energy_at_range(e_tab, m, e_par, r - step, t), t)
-        _deposit(t - t1, x + 0.5 * step * ux, y + 0.5 * step * uy, z + 0.5 * step * uz, geo, ecal, layer_dep, acc)
         t_mean = 0.5 * (t + t1)
+        de, zm = t - t1, z + 0.5 * step * uz
+        if m == 1 and cut[6] == 0.0:
+            # soft-brems photons escape the thin sensor: only the collision part of the loss stays in it
+            de_soft = de * _lookup(e_tab, 1, 2, e_par[0], e_par[1], max(t_mean, cut[0]))
+            _deposit_passive(de_soft, zm, geo, layer_dep, acc)
+            de -= de_soft
+        _deposit(de, x + 0.5 * step * ux, y + 0.5 * step * uy, zm, geo, ecal, layer_dep, acc)
         x += step * ux
         y += step * uy
         z += step * uz
@@ -614,7 +649,7 @@ def simulate_cascade(
     geo = np.array([g.passive_thickness_mm, g.active_thickness_mm, g.layer_thickness_mm, g.n_layers,
                     g.width_mm / 2, g.cell_size_mm, g.n_cells_xy, g.depth_mm, g.passive.x0_mm, g.active.x0_mm])
     cut = np.array([cuts.electron_cut_mev, cuts.photon_cut_mev, cuts.brems_threshold_mev, cuts.max_step_x0,
-                    cuts.range_fraction, cuts.min_step_mm])
+                    cuts.range_fraction, cuts.min_step_mm, float(cuts.active_soft_brems_local)])
     n = e.size
     seeds = rng.integers(0, 2**64, size=(n, 4), dtype=np.uint64)
     seeds[np.all(seeds == 0, axis=1), 0] = 1  # xoshiro's one forbidden state
