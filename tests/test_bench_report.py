@@ -95,3 +95,19 @@ def test_report_from_committed_results(tmp_path):
     assert "(could not draw" not in report
     pngs = list(tmp_path.glob("*.png"))
     assert pngs and all(p.stat().st_size > 1000 for p in pngs)
+
+
+def test_a_fidelity_result_renders_one_verdict_table_per_generator_with_floors(tmp_path):
+    def row(gen, group, metric, value, p95):
+        return {"generator": gen, "energy_gev": None, "group": group, "metric": metric,
+                "value": summarise([value, value]), "floor_p50": p95 / 2, "floor_p95": p95,
+                "within_floor_p95": value <= p95, "half_size": 1000}
+
+    rows = [row("cascade", "10 GeV", "S_e_vis_over_e_p", 0.02, 0.03), row("gflash", "10 GeV", "S_e_vis_over_e_p", 0.2, 0.03),
+            row("gflash", "pooled", "AUC_high_level", 0.93, 0.52)]
+    path = tmp_path / "fid.json"
+    write_result(path, make_result("fidelity", {"reference": "cascade"}, rows, host=HOST))
+    text = render_report([path], tmp_path / "out").read_text()
+    assert "### `cascade` vs `cascade`" in text and "### `gflash` vs `cascade`" in text
+    assert "| S_e_vis_over_e_p | 0.0200 [0.0300] ✓ | — |" in text
+    assert "| S_e_vis_over_e_p | 0.200 [0.0300] | — |" in text and "| AUC_high_level | — | 0.930 [0.520] |" in text

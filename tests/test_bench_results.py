@@ -135,3 +135,13 @@ def test_host_info_fills_the_contract_keys():
     host = host_info(engine="ddp")
     assert host["engine"] == "ddp" and isinstance(host["cpu"], str) and host["cores"] >= 1
     check_result(make_result("demo", {}, [{"t": summarise([1.0])}], host=host), "host.json")
+
+
+def test_results_record_isa_flags_and_a_command_line_without_absolute_paths(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["/abs/bench_x.py", "--out", str(tmp_path / "r" / "x.json"), "--cache=/elsewhere/c"])
+    result = make_result("demo", {}, [{"t": summarise([1.0])}])
+    assert result["provenance"]["command"] == "bench_x.py --out r/x.json --cache=elsewhere/c"
+    assert isinstance(result["host"]["isa"], list)
+    assert all(flag in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+               for flag in result["host"]["isa"])

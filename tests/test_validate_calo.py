@@ -25,7 +25,7 @@ FAST = FidelityConfig(resamples=20, classifier_resamples=4, cross_check=False,
 
 
 def toy_showers(n: int, seed: int, *, x_shift_mm: float = 0.0, scale: float = 1.0, depth_shift_layers: float = 0.0,
-                energies=(10.0, 50.0), resolution: float = 0.015) -> tuple[np.ndarray, np.ndarray]:
+                energies=(10.0, 50.0), resolution: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
     """Gamma-profile × Gaussian-core showers with cell fluctuations and a per-shower response of relative width
     ``resolution`` around a 1 % sampling fraction × ``scale``; the profile can be moved ``depth_shift_layers``."""
     rng = np.random.default_rng(seed)
@@ -99,7 +99,7 @@ def test_metrics_json_report_and_plots_are_written_with_the_verdict_first(same_r
         assert f"]({name})" in report, name
     g10 = m["groups"][0]
     assert g10["response"]["ref"]["mean"] == pytest.approx(0.01, rel=0.01)
-    assert g10["response"]["ref"]["rel_width"] == pytest.approx(0.015, rel=0.2)
+    assert g10["response"]["ref"]["rel_width"] == pytest.approx(0.01, rel=0.2)
 
 
 def test_few_showers_warn_with_the_width_of_the_floor(tmp_path):
@@ -132,3 +132,12 @@ def test_showers_that_do_not_match_the_geometry_are_rejected_with_the_expected_s
     bad[2, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match=r"test \(test\) showers 0\.\.4: cell energies must be finite"):
         validate_calo(ref, e_ref, bad, e_ref, GEOM, tmp_path)
+
+
+def test_the_low_level_classifier_reads_the_voxels_and_sees_a_transverse_shift(tmp_path):
+    cfg = FidelityConfig(resamples=3, classifier_resamples=3, low_level=True, cross_check=False, fpd=False,
+                         classifier=ClassifierConfig(hidden=16, seeds=2, epochs=40, patience=5))
+    _, m = _run(tmp_path, {"x_shift_mm": 3.0}, "voxels", n_ref=300, n_test=150, config=cfg, plots=False)
+    verdict, _ = _pooled(m)
+    assert verdict["AUC_low_level"]["value"] > 0.75 and not verdict["AUC_low_level"]["within_floor_p95"]
+    assert 0.4 < verdict["AUC_low_level"]["floor_p50"] < 0.6

@@ -3,7 +3,8 @@
 ``render_report(paths, out_dir)`` writes ``out_dir/report.md`` and one or more PNGs per file. Renderers by kind:
 ``mc_throughput``/``throughput`` (samples/s vs energy per generator, speed-up at fidelity against
 ``config["reference"]``), ``fused_ops`` (kernel speed-ups), ``scaling`` (efficiency vs ranks,
-measured points and model predictions); any other kind gets a generic table of its rows. Measured rows, model
+measured points and model predictions), ``fidelity`` (verdict tables per generator: value [floor p95] per metric and
+energy); any other kind gets a generic table of its rows. Measured rows, model
 predictions and literature anchors are always shown in separate, labelled tables. Numbers: 3 significant digits;
 a summary reads ``median [min–max], n=N``; ``—`` is null (none, or not recorded).
 """
@@ -235,12 +236,36 @@ def _render_scaling(result: dict, stem: str, out_dir: Path) -> list[str]:
     return lines + _save(fig, out_dir, f"{stem}_efficiency.png", "efficiency vs ranks")
 
 
+def _render_fidelity(result: dict, stem: str, out_dir: Path) -> list[str]:
+    """Verdict tables of a ``fidelity`` result: per generator, metric rows × groups (energies, pooled), each cell
+    "value [floor p95]" and ✓ where the value is within the reference-vs-reference floor p95."""
+    rows = [r for r in result["rows"] if r["metric"] != "response"]
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    lines = [f"Reference: `{result['config'].get('reference')}`; each cell: median over resamples (classifiers: mean "
+             "over seeds) [floor p95]; ✓ within the floor p95.", ""]
+    for gen in dict.fromkeys(r["generator"] for r in rows):
+        mine = [r for r in rows if r["generator"] == gen]
+        table = []
+        for metric in dict.fromkeys(r["metric"] for r in mine):
+            cells = {r["group"]: r for r in mine if r["metric"] == metric}
+            table.append({"metric": metric, **{g: (f"{fmt(cells[g]['value']['median'])} [{fmt(cells[g]['floor_p95'])}]"
+                                                   + (" ✓" if cells[g]["within_floor_p95"] else ""))
+                                               if g in cells else None for g in groups}})
+        lines += [f"### `{gen}` vs `{result['config'].get('reference')}`", ""] + _table(table, ["metric", *groups])
+        resp = [r for r in result["rows"] if r["generator"] == gen and r["metric"] == "response"]
+        if resp:
+            lines += ["E_vis/E_p mean and relative width, test / reference:", ""] + _table(
+                [{"group": r["group"], "mean": f"{fmt(r['value']['median'])} / {fmt(r['reference']['mean'])}",
+                  "rel_width": f"{fmt(r['rel_width'])} / {fmt(r['reference']['rel_width'])}"} for r in resp])
+    return lines
+
+
 def _render_generic(result: dict, stem: str, out_dir: Path) -> list[str]:
     return ["Measured rows:", ""] + _table(result["rows"])
 
 
 RENDERERS = {"mc_throughput": _render_throughput, "throughput": _render_throughput, "fused_ops": _render_fused_ops,
-             "scaling": _render_scaling}
+             "scaling": _render_scaling, "fidelity": _render_fidelity}
 
 
 def _section(path: Path, result: dict, stem: str, out_dir: Path) -> list[str]:

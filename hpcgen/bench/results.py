@@ -95,13 +95,27 @@ def _provenance() -> dict:
     import subprocess
     import sys
 
-    argv = [Path(sys.argv[0]).name if sys.argv else "", *sys.argv[1:]]
+    def arg(a: str) -> str:
+        key, eq, value = a.partition("=") if a.startswith("--") else ("", "", a)
+        return key + eq + (display_path(value) if value.startswith("/") else value)
+
+    argv = [Path(sys.argv[0]).name if sys.argv else "", *(arg(a) for a in sys.argv[1:])]
     try:
         commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
     return {"command": " ".join(argv), "commit": commit}
+
+
+def display_path(path) -> str:
+    """A path as a result file records it: relative to the working directory when inside it, else its last two
+    parts (results never carry absolute local paths)."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(Path(*p.parts[-2:])) if len(p.parts) >= 2 else str(p)
 
 
 def host_info(engine: str | None = None) -> dict:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from hpcgen.bench.harness import device_sync, rates, sized_batch, time_calls
-from hpcgen.bench.results import host_info, make_result, summarise, write_result
+from hpcgen.bench.results import display_path, host_info, make_result, summarise, write_result
 from hpcgen.config import DEVICES, check_choice
 from hpcgen.dist.launch import process_ranks, select_device
 from hpcgen.errors import UserError
@@ -141,7 +141,7 @@ def _time_mc(simulate, energy_gev: float, cfg: CaloThroughputConfig) -> tuple[in
 def _fidelity(samples: dict, reference: np.ndarray, energy_gev: float, geometry, warn) -> dict[str, dict]:
     """Fidelity of every generator's sample against the reference Monte Carlo at one energy (hpcgen.fidelity.calo:
     every generator scored against the same reference halves, floors computed once; no files)."""
-    from hpcgen.fidelity.calo import evaluate, summarise
+    from hpcgen.fidelity.calo import FidelityConfig, evaluate, summarise
     from hpcgen.physics.shower_features import hit_threshold_gev
 
     thr = hit_threshold_gev(geometry)
@@ -150,7 +150,8 @@ def _fidelity(samples: dict, reference: np.ndarray, energy_gev: float, geometry,
         return summarise(ecal, np.full(len(ecal), energy_gev), geometry, thr, 1000, which)
 
     result = evaluate(sample(reference, f"{REFERENCE_MC} reference"),
-                      {name: sample(ecal, name) for name, ecal in samples.items()}, warn=warn)
+                      {name: sample(ecal, name) for name, ecal in samples.items()},
+                      FidelityConfig(cross_check=False), warn=warn)  # the rows report the DNN's AUC only
     out = {}
     for name, res in result.items():
         metrics = res["groups"][-1]["metrics"] if res["groups"] else {}
@@ -222,7 +223,7 @@ def run_calo_throughput(cfg: CaloThroughputConfig, world, log=print) -> dict | N
     def config(peak: float) -> dict:
         return {"domain": "calo", "reference": REFERENCE_MC, "energies_gev": list(cfg.energies_gev),
                 "gan_batches": list(cfg.gan_batches), "seconds": cfg.seconds, "repeats": cfg.repeats,
-                "fidelity_n": cfg.fidelity_n, "seed": cfg.seed, "checkpoint": str(cfg.checkpoint), "ranks": world.size,
+                "fidelity_n": cfg.fidelity_n, "seed": cfg.seed, "checkpoint": display_path(cfg.checkpoint), "ranks": world.size,
                 "threads_per_rank": torch.get_num_threads(), "matmul_peak_flops_per_s": peak,
                 "gan_device": str(device), "threads_scan": list(cfg.threads),
                 "gflash_tune": "cascade", "fidelity_metrics": list(FIDELITY_METRICS),

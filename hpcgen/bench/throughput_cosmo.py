@@ -46,6 +46,7 @@ from hpcgen.bench.throughput import (
     resolve_device,
     time_gan,
 )
+from hpcgen.bench.results import display_path
 from hpcgen.errors import UserError
 from hpcgen.seeding import stream
 
@@ -245,7 +246,7 @@ def run_cosmo_throughput(cfg: CosmoThroughputConfig, world, log=print) -> dict |
                        "box_mpc": pm.box_mpc,
                        "n_steps": pm.n_steps, "a_start": pm.a_start, "maps_per_realisation": pm.maps_per_realisation},
                 "gan_batches": list(cfg.gan_batches), "seconds": cfg.seconds, "repeats": cfg.repeats,
-                "seed": cfg.seed, "checkpoint": str(cfg.checkpoint), "ranks": world.size,
+                "seed": cfg.seed, "checkpoint": display_path(cfg.checkpoint), "ranks": world.size,
                 "threads_per_rank": torch.get_num_threads(), "matmul_peak_flops_per_s": peak,
                 "fidelity_keys": FIDELITY_KEYS, "fidelity_floor": floor, "fidelity_ell_valid_range": ell_valid,
                 "gan_device": str(device),

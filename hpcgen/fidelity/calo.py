@@ -302,6 +302,7 @@ def evaluate(ref: CaloSample, tests: dict[str, CaloSample], cfg: FidelityConfig 
     small for a meaningful floor, with the floor's width.
     """
     floors: dict = {}
+    warned: set = set()
     out = {}
     for test_name, test in tests.items():
         rng = np.random.default_rng([cfg.seed, zlib.crc32(test_name.encode())])
@@ -324,10 +325,11 @@ def evaluate(ref: CaloSample, tests: dict[str, CaloSample], cfg: FidelityConfig 
                     for metric, (vals, fl) in ((name, c["auc"]), (name.replace("AUC", "JSD"), c["jsd"])):
                         rows[metric] = verdict_row(metric, float(vals.mean()), fl, spread=_spread(vals)) | {
                             "values": vals.tolist(), "floor_values": list(fl.values), "n_per_class": c["n_per_class"]}
-            if size < MIN_HALF_SIZE and warn:
+            if size < MIN_HALF_SIZE and warn and (label, size) not in warned:  # once per floor, not per test
+                warned.add((label, size))
                 fl = rows.get("AUC_high_level") or rows.get("S_e_vis_over_e_p")
                 width = "" if fl is None else f" (floor of {fl['metric']}: p50 {fl['floor_p50']:.3g}, p95 {fl['floor_p95']:.3g})"
-                warn(f"{test_name} {label}: halves of {size} showers (< {MIN_HALF_SIZE}) give a wide floor{width}; "
+                warn(f"{label}: halves of {size} showers (< {MIN_HALF_SIZE}) give a wide floor{width}; "
                      f"use >= {2 * MIN_HALF_SIZE} reference and >= {MIN_HALF_SIZE} test showers per energy")
             groups.append({"label": label, "energy_gev": energy, "n_ref": int(ir.size), "n_test": int(it.size),
                            "half_size": size, "metrics": rows,
