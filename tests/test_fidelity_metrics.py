@@ -10,7 +10,7 @@ import pytest
 from scipy import linalg, stats
 
 from hpcgen.fidelity.classifier import ClassifierConfig, auc_and_jsd, classifier_test
-from hpcgen.fidelity.floors import Floor, bootstrap_floor, disjoint_halves, verdict_row
+from hpcgen.fidelity.floors import Floor, disjoint_halves, verdict_row
 from hpcgen.fidelity.frechet import fpd, frechet_distance, kpd, mmd2_poly_unbiased
 
 
@@ -101,7 +101,8 @@ def test_disjoint_halves_never_share_a_sample_and_the_floor_reports_p50_and_p95(
     with pytest.raises(ValueError, match="at least 100"):
         disjoint_halves(99, 50, rng)
     data = rng.normal(size=1000)
-    floor = bootstrap_floor(lambda i, j: abs(data[i].mean() - data[j].mean()), 1000, 500, 20, rng)
+    floor = Floor(tuple(abs(data[i].mean() - data[j].mean()) for i, j in (disjoint_halves(1000, 500, rng)
+                                                                           for _ in range(20))))
     assert len(floor.values) == 20 and floor.p50 <= floor.p95
     # the spread of a difference of two means of 500: p50 ≈ 0.6745 · √(2/500) = 0.043
     assert floor.p50 == pytest.approx(0.6745 * math.sqrt(2 / 500), rel=0.5)

@@ -93,12 +93,17 @@ class _Pipeline:
             engine.close()
 
     def validate(self, validate_files, reference: str, tests: tuple[str, ...]) -> list[Path]:
+        """``hpcgen validate`` of every test file against the reference, on rank 0, one timed step each."""
         reports = []
-        if self.world.rank == 0:
-            for test in tests:
-                validate_files(self.out / f"{reference}.h5", self.out / f"{test}.h5", self.out / f"validation_{test}")
-                reports.append(self.out / f"validation_{test}" / "report.md")
-        self.world.barrier()
+        for test in tests:
+            out = self.out / f"validation_{test}"
+
+            def run(test=test, out=out) -> None:
+                if self.world.rank == 0:
+                    validate_files(self.out / f"{reference}.h5", self.out / f"{test}.h5", out)
+
+            self.step(f"validate {test} vs {reference}", run)
+            reports.append(out / "report.md")
         return reports
 
     def finish(self, result: dict | None, headline, reports: list[Path]) -> Path:

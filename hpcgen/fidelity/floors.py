@@ -12,8 +12,6 @@ value and floor share their finite-sample bias (docs/fidelity.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 
 MIN_RESAMPLES = 20
@@ -46,15 +44,6 @@ class Floor:
 
     def to_dict(self) -> dict:
         return {"p50": self.p50, "p95": self.p95, "n_resamples": len(self.values)}
-
-
-def bootstrap_floor(statistic: Callable[[np.ndarray, np.ndarray], float], n_ref: int, size: int,
-                    n_resamples: int, rng: np.random.Generator) -> Floor:
-    """Floor of ``statistic(idx_a, idx_b)`` over ``n_resamples`` disjoint-halves splits of ``n_ref`` samples."""
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    vals = [float(statistic(*disjoint_halves(n_ref, size, rng))) for _ in range(n_resamples)]
-    return Floor(tuple(vals))
 
 
 def verdict_row(metric: str, value: float | None, floor: Floor | dict | None, *, spread: float | None = None,
