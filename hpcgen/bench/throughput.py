@@ -2,8 +2,9 @@
 
 The question hpcgen exists for: how much faster is a GAN than the Monte Carlo it replaces, *at what fidelity*?
 Every throughput row therefore carries the fidelity of its generator against the reference Monte Carlo (the
-detailed cascade) at the same energy, computed by ``hpcgen validate`` (:func:`hpcgen.jobs.validate_calo.validate_calo`):
-separation powers of the sampling fraction and of the mean longitudinal profile, and W1 of the shower centroids.
+detailed cascade) at the same energy, from :func:`hpcgen.fidelity.calo.evaluate` (docs/fidelity.md): the
+high-level classifier AUC, S(E_vis/E_p) and the median per-layer S, each beside the reference-vs-reference floor
+(a reference of 2·fidelity_n cascade showers; every generator, the cascade itself included, gives fidelity_n).
 The Monte Carlo cost grows with energy (the cascade tracks every particle); the GAN's does not.
 
 Timing follows Horovod's synthetic benchmark: untimed warm-up (numba JIT, first torch calls), then repeated timed
@@ -27,6 +28,7 @@ from hpcgen.bench.results import display_path, host_info, make_result, summarise
 from hpcgen.config import DEVICES, check_choice
 from hpcgen.dist.launch import process_ranks, select_device
 from hpcgen.errors import UserError
+from hpcgen.fidelity.calo import FidelityConfig
 from hpcgen.seeding import stream
 
 REFERENCE_MC = "cascade"
@@ -39,6 +41,8 @@ LITERATURE = [
 # The fidelity a throughput row carries (hpcgen.fidelity.calo metrics against the reference Monte Carlo at the row's
 # energy), each as value, spread and the reference-vs-reference floor p50 / p95.
 FIDELITY_METRICS = ("AUC_high_level", "S_e_vis_over_e_p", "S_layer_energy_median")
+# The evaluation's settings: the defaults, without the gradient-boosted cross-check (the rows use the DNN's AUC).
+FIDELITY_CONFIG = FidelityConfig(cross_check=False)
 
 
 @dataclasses.dataclass
@@ -141,7 +145,7 @@ def _time_mc(simulate, energy_gev: float, cfg: CaloThroughputConfig) -> tuple[in
 def _fidelity(samples: dict, reference: np.ndarray, energy_gev: float, geometry, warn) -> dict[str, dict]:
     """Fidelity of every generator's sample against the reference Monte Carlo at one energy (hpcgen.fidelity.calo:
     every generator scored against the same reference halves, floors computed once; no files)."""
-    from hpcgen.fidelity.calo import FidelityConfig, evaluate, summarise
+    from hpcgen.fidelity.calo import evaluate, summarise
     from hpcgen.physics.shower_features import hit_threshold_gev
 
     thr = hit_threshold_gev(geometry)
@@ -151,7 +155,7 @@ def _fidelity(samples: dict, reference: np.ndarray, energy_gev: float, geometry,
 
     result = evaluate(sample(reference, f"{REFERENCE_MC} reference"),
                       {name: sample(ecal, name) for name, ecal in samples.items()},
-                      FidelityConfig(cross_check=False), warn=warn)  # the rows report the DNN's AUC only
+                      FIDELITY_CONFIG, warn=warn)
     out = {}
     for name, res in result.items():
         metrics = res["groups"][-1]["metrics"] if res["groups"] else {}
@@ -227,7 +231,7 @@ def run_calo_throughput(cfg: CaloThroughputConfig, world, log=print) -> dict | N
                 "threads_per_rank": torch.get_num_threads(), "matmul_peak_flops_per_s": peak,
                 "gan_device": str(device), "threads_scan": list(cfg.threads),
                 "gflash_tune": "cascade", "fidelity_metrics": list(FIDELITY_METRICS),
-                "fidelity_reference_n": 2 * cfg.fidelity_n}
+                "fidelity_reference_n": 2 * cfg.fidelity_n, "fidelity": dataclasses.asdict(FIDELITY_CONFIG)}
 
     return finish_throughput(cfg, world, device, rows,
                              fidelity=lambda row: fidelity_by_energy[row["energy_gev"]][row["generator"]],

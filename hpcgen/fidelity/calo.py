@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -334,10 +334,7 @@ def evaluate(ref: CaloSample, tests: dict[str, CaloSample], cfg: FidelityConfig 
             groups.append({"label": label, "energy_gev": energy, "n_ref": int(ir.size), "n_test": int(it.size),
                            "half_size": size, "metrics": rows,
                            "response": {"ref": _response(ref, ir), "test": _response(test, it)}})
-        out[test_name] = {"groups": groups, "config": {
-            "bins": cfg.bins, "resamples": cfg.resamples, "classifier_resamples": cfg.classifier_resamples,
-            "seed": cfg.seed, "classifier": cfg.classifier.to_dict(), "cross_check": cfg.cross_check,
-            "low_level": cfg.low_level, "per_energy_classifier": cfg.per_energy_classifier, "fpd": cfg.fpd}}
+        out[test_name] = {"groups": groups, "config": asdict(cfg)}
     return out
 
 

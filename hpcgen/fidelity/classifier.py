@@ -19,7 +19,7 @@ not standardise them). Conventions and sources: docs/fidelity.md.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -65,9 +65,6 @@ class ClassifierConfig:
         if not self.lr > 0:
             raise ValueError(f"classifier lr must be > 0, got {self.lr}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class ClassifierResult:
@@ -77,10 +74,6 @@ class ClassifierResult:
     jsd_std: float
     per_seed: tuple[tuple[float, float], ...]  # (auc, jsd) per seed
     n_per_class: int
-
-    def to_dict(self) -> dict:
-        return {"auc": self.auc, "auc_std": self.auc_std, "jsd": self.jsd, "jsd_std": self.jsd_std,
-                "per_seed": [list(p) for p in self.per_seed], "n_per_class": self.n_per_class}
 
 
 def _dnn(d_in: int, cfg: ClassifierConfig) -> torch.nn.Module:
