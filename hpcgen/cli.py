@@ -159,12 +159,29 @@ def _add_train(sub) -> None:
     p.add_argument("--lr-scaling", default="none", help="none | linear (lr × ranks, with --warmup-steps)")
     p.add_argument("--warmup-steps", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (GPU chosen by local rank)")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    p.add_argument("--bf16", action="store_true",
+                   help="bf16 autocast (CUDA; on CPU it pays with AVX512-BF16 or AMX: see `hpcgen info`)")
     p.add_argument("--ops-impl", default="auto", help="fused loss ops: auto (compiled if built) | ref | cpu | cuda")
-    p.add_argument("--g-steps", type=int, default=2, help="3DGAN generator steps per discriminator step")
+    p.add_argument("--g-steps", type=int, default=0,
+                   help="generator steps per discriminator step (default: 3DGAN 2, factorised 1)")
+    c = p.add_argument_group("calorimeter GAN (`train calo`; docs/calo_gan.md)")
+    c.add_argument("--calo-arch", default="factorised",
+                   help="factorised (shape × learned E_vis; default) | 3dgan (the paper's network, the baseline)")
+    c.add_argument("--calo-loss", default="hinge", help="factorised: hinge (default) | bce (non-saturating)")
+    c.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: 3dgan 1e-3 RMSprop, factorised 2e-4 Adam, cosmo 2e-4 Adam)")
+    c.add_argument("--no-physics-d", action="store_true", help="factorised: no physics-feature branch in D")
+    c.add_argument("--no-spectral-norm", action="store_true", help="factorised: no spectral norm in D")
+    c.add_argument("--g-ema", type=float, default=0.999,
+                   help="factorised: decay of G's weight average that generation uses (0 = off)")
+    c.add_argument("--eval-data", type=Path, default=None,
+                   help="held-out Monte Carlo file scored every --eval-every steps into metrics.jsonl")
+    c.add_argument("--eval-every", type=int, default=0, help="steps between fidelity scores (needs --eval-data)")
     p.add_argument("--sigma8-conditioning", action="store_true", help="CosmoGAN conditioned on σ8")
     p.add_argument("--spectral-loss", action="store_true", help="CosmoGAN spectral loss (needs the P(k) estimator)")
     p.add_argument("--timeout-s", type=float, default=120.0, help="rendezvous/collective timeout (DDP)")
+    p.add_argument("--time-limit-s", type=float, default=0.0,
+                   help="checkpoint and stop with exit 75 after this many seconds of training (resume later)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -227,6 +244,20 @@ def _add_bench(sub) -> None:
     c.add_argument("--networks", default="slingshot-11,hdr-infiniband,ethernet-25g",
                    help="presets or custom:ALPHA_S:BANDWIDTH_GBPS for the prediction")
     c.add_argument("--out", type=Path, required=True)
+    f = kind.add_parser("time-to-fidelity",
+                        help="wall time and samples seen until the calorimeter GAN meets its fidelity target")
+    f.add_argument("--data", type=Path, required=True, help="training showers (hpcgen.calo/1)")
+    f.add_argument("--eval-data", type=Path, required=True, help="held-out Monte Carlo showers for the monitor")
+    f.add_argument("--out", type=Path, required=True, help="results file (hpcgen.bench/1 JSON; a PNG beside it)")
+    f.add_argument("--ranks", default="1,2", help="rank counts (one core each; lr scaled linearly)")
+    f.add_argument("--seeds", default="1,2,3")
+    f.add_argument("--minutes", type=float, default=10.0, help="training wall time per run")
+    f.add_argument("--batch-per-rank", type=int, default=32)
+    f.add_argument("--eval-every", type=int, default=100)
+    f.add_argument("--warmup-steps", type=int, default=100)
+    f.add_argument("--target", action="append", default=[], metavar="METRIC=VALUE",
+                   help="change one target, e.g. AUC_high_level=0.99 (default: the shipped checkpoint's targets)")
+    f.add_argument("--runs", type=Path, default=Path(".cache/time_to_fidelity"), help="where the runs go")
     k = kind.add_parser("kernels", help="fused ops vs eager vs torch.compile, fwd+bwd")
     k.add_argument("--out", type=Path, required=True)
     k.add_argument("--batches", default="16,64,128")
@@ -327,6 +358,16 @@ def _bench(args: argparse.Namespace) -> int:
         from hpcgen.bench.kernels import run_kernels
 
         run_kernels(args.out, _ints(args.batches, "--batches"), args.repeats, args.warmup, args.threads, args.device)
+        print(f"wrote {args.out}")
+        return 0
+    if args.bench == "time-to-fidelity":
+        from hpcgen.bench.time_to_fidelity import TimeToFidelityConfig, parse_targets, run_time_to_fidelity
+
+        run_time_to_fidelity(TimeToFidelityConfig(
+            data=args.data, eval_data=args.eval_data, out=args.out, ranks=_ints(args.ranks, "--ranks"),
+            seeds=_ints(args.seeds, "--seeds"), minutes=args.minutes, batch_per_rank=args.batch_per_rank,
+            eval_every=args.eval_every, warmup_steps=args.warmup_steps, targets=parse_targets(args.target),
+            runs=args.runs))
         print(f"wrote {args.out}")
         return 0
     if args.bench == "scaling":
@@ -612,6 +653,15 @@ def _run_on_world(job, what: str, shard=None) -> int:
     return 0
 
 
+def _lr_option(args: argparse.Namespace) -> dict:
+    """--lr goes to the learning rate of the chosen network (TrainConfig keeps one per recipe)."""
+    if args.lr is None:
+        return {}
+    if args.domain == "cosmo":
+        return {"lr_cosmo": args.lr}
+    return {"lr_calo": args.lr} if args.calo_arch == "3dgan" else {"lr_factorised": args.lr}
+
+
 def _train(args: argparse.Namespace) -> int:
     from hpcgen.config import TrainConfig
 
@@ -621,7 +671,9 @@ def _train(args: argparse.Namespace) -> int:
         resume={"no": False, "yes": True, "auto": "auto"}[args.resume],
         checkpoint_every=args.checkpoint_every, lr_scaling=args.lr_scaling, warmup_steps=args.warmup_steps,
         device=args.device, bf16=args.bf16, ops_impl=args.ops_impl, g_steps=args.g_steps, sigma8_conditioning=args.sigma8_conditioning,
-        spectral_loss=args.spectral_loss, progress=_progress(args))
+        spectral_loss=args.spectral_loss, progress=_progress(args), calo_arch=args.calo_arch, calo_loss=args.calo_loss,
+        physics_d=not args.no_physics_d, spectral_norm=not args.no_spectral_norm, g_ema=args.g_ema,
+        eval_data=args.eval_data, eval_every=args.eval_every, time_limit_s=args.time_limit_s, **_lr_option(args))
     if args.timeout_s <= 0:
         raise UserError(f"--timeout-s: expected > 0, got {args.timeout_s}")
     from hpcgen.dist.engine import make_engine

@@ -119,6 +119,8 @@ class SimulateCaloConfig:
 
 
 TRAIN_DOMAINS = ("calo", "cosmo")
+CALO_ARCHS = ("3dgan", "factorised")  # hpcgen.models.CALO_ARCHS, spelt out so that configs do not import torch
+CALO_LOSSES = ("hinge", "bce")
 ENGINES = ("ddp", "horovod")
 LR_SCALINGS = ("none", "linear")
 
@@ -145,15 +147,27 @@ class TrainConfig:
     lr_scaling: str = "none"  # "linear": lr × world size, reached by a linear warm-up over warmup_steps
     warmup_steps: int = 0
     device: str = "auto"
-    bf16: bool = False  # autocast on CUDA only
+    bf16: bool = False  # bf16 autocast (CUDA; CPU with AVX512-BF16 or AMX)
     ops_impl: str = "auto"  # fused-op implementation for the loss paths (hpcgen.ops.IMPLS)
     progress: bool = True
     # 3DGAN
     loss_weights: tuple[float, float, float] = (6.0, 0.2, 0.1)
     label_flip: float = 0.05
-    g_steps: int = 2
+    g_steps: int = 0  # generator steps per discriminator step; 0 = the architecture's (3DGAN 2, factorised 1)
     image_scale: float = 100.0  # ECAL GeV × this is what the networks see (cells O(0.01–10))
     lr_calo: float = 1e-3
+    # calorimeter architecture: the paper's 3DGAN or the factorised GAN (hpcgen.models.calo_factorised), which
+    # uses its own loss (hinge or non-saturating BCE), Adam (lr_factorised, β 0.5/0.9) and an EMA of G's weights
+    calo_arch: str = "factorised"
+    calo_loss: str = "hinge"
+    lr_factorised: float = 2e-4
+    physics_d: bool = True  # the factorised discriminator's physics-feature branch
+    spectral_norm: bool = True
+    g_ema: float = 0.999  # decay of the generator's weight average (0 = off); generate samples the average
+    # fidelity monitor: every eval_every steps rank 0 scores the generator against eval_data (metrics.jsonl)
+    eval_data: Path | None = None
+    eval_every: int = 0
+    time_limit_s: float = 0.0  # checkpoint and stop (exit 75, resumable) after this much training in one sitting
     # CosmoGAN
     label_swap: float = 0.01
     lr_cosmo: float = 2e-4
@@ -185,8 +199,26 @@ class TrainConfig:
             raise UserError(f"--ops-impl: expected one of {', '.join(OPS_IMPLS)}, got {self.ops_impl!r}")
         if not 0 <= self.label_flip < 0.5 or not 0 <= self.label_swap < 0.5:
             raise UserError("--label-flip: expected a probability in [0, 0.5)")
-        if self.g_steps < 1:
+        if self.g_steps < 0:
             raise UserError(f"--g-steps: expected >= 1, got {self.g_steps}")
+        if self.g_steps == 0:
+            object.__setattr__(self, "g_steps", 2 if self.calo_arch == "3dgan" or self.domain != "calo" else 1)
+        if self.time_limit_s < 0:
+            raise UserError(f"--time-limit-s: expected seconds >= 0 (0 = none), got {self.time_limit_s}")
+        if self.calo_arch not in CALO_ARCHS:
+            raise UserError(f"--calo-arch: expected one of {', '.join(CALO_ARCHS)}, got {self.calo_arch!r}")
+        if self.calo_loss not in CALO_LOSSES:
+            raise UserError(f"--calo-loss: expected one of {', '.join(CALO_LOSSES)}, got {self.calo_loss!r}")
+        if not 0 <= self.g_ema < 1:
+            raise UserError(f"--g-ema: expected a decay in [0, 1), got {self.g_ema}")
+        if not self.lr_factorised > 0 or not self.lr_calo > 0:
+            raise UserError("--lr: expected a learning rate > 0")
+        if (self.eval_every > 0) != (self.eval_data is not None) or self.eval_every < 0:
+            raise UserError("--eval-every / --eval-data: give both (steps > 0 and a held-out file) or neither")
+        if self.eval_data is not None and not self.eval_data.exists():
+            raise UserError(f"--eval-data: {self.eval_data}: no such file")
+        if self.eval_data is not None and self.domain != "calo":
+            raise UserError("--eval-data: the in-training fidelity monitor covers `train calo` only")
         if self.spectral_loss and self.domain != "cosmo":
             raise UserError("--spectral-loss: only applies to `train cosmo` (CosmoGAN)")
         if not self.data.exists():

@@ -2,7 +2,8 @@
 
 The file's ``generator`` attribute is ``gan:<checkpoint id>`` so ``hpcgen validate`` compares GAN and MC files
 alike. Runs as one process or over MPI ranks, sharded exactly like ``hpcgen simulate`` (rank r draws its
-conditions and noise from ``stream(seed, r)``); the generator runs in eval mode (BatchNorm running statistics).
+conditions and noise from ``stream(seed, r)``); the generator runs in eval mode (BatchNorm running statistics),
+from its weight average when the run kept one.
 """
 
 from __future__ import annotations
@@ -63,20 +64,19 @@ def load_generator(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module
         if "image_shape" in options:
             options["image_shape"] = tuple(options["image_shape"])
         g, _ = build_gan(domain, **options)
-        g.load_state_dict(ckpt["state"]["G"])
+        g.load_state_dict(ckpt["state"].get("G_ema", ckpt["state"]["G"]))  # the weight average when kept
     except (KeyError, TypeError, RuntimeError, ValueError, EOFError) as exc:
         raise UserError(f"--checkpoint: {run_dir}/checkpoint.pt is not a usable hpcgen checkpoint ({exc})") from None
     return g.to(device).eval(), ckpt
 
 
 def calo_sampler(g: torch.nn.Module, train_config: dict, device: torch.device, noise_gen: torch.Generator):
-    """``sample(energies_gev) -> (B, X, Y, Z)`` float32 numpy showers in GeV from a trained 3DGAN generator."""
-    from hpcgen.train.tasks import CALO_LATENT
+    """``sample(energies_gev) -> (B, X, Y, Z)`` float32 numpy showers in GeV from a trained calorimeter generator."""
 
     @torch.no_grad()
     def sample(energies_gev: np.ndarray) -> np.ndarray:
         e = torch.as_tensor(np.asarray(energies_gev, dtype=np.float32)).to(device)
-        z = torch.randn(len(e), CALO_LATENT, generator=noise_gen).to(device)
+        z = torch.randn(len(e), g.latent_dim, generator=noise_gen).to(device)
         return (g(z, e) / train_config["image_scale"]).clamp_min(0).float().cpu().numpy()
 
     return sample
@@ -114,6 +114,7 @@ def generate(cfg: GenerateConfig, world: World) -> Path:
     offset = sum(counts[:world.rank])
     rng = stream(cfg.seed, world.rank)
     noise_gen = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+    torch.manual_seed(int(rng.integers(0, 2**62)))  # per-cell noise inputs of the factorised generator
 
     if domain == "calo":
         from hpcgen.data.calo_file import calo_attrs, calo_specs

@@ -12,12 +12,15 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from hpcgen.models.calo_factorised import FactorisedDiscriminator, FactorisedGenerator
 from hpcgen.models.cosmogan import CosmoDiscriminator, CosmoGenerator
 from hpcgen.models.gan3d import ENERGY_SCALE_GEV, Discriminator3D, Generator3D
 
 DOMAINS = ("calo", "cosmo")
+CALO_ARCHS = ("3dgan", "factorised")  # the paper's 3DGAN (baseline) | hpcgen.models.calo_factorised
 _OPTIONS = {
-    "calo": ("latent_dim", "image_shape", "output_scale", "dropout"),
+    "calo": ("arch", "latent_dim", "image_shape", "output_scale", "dropout", "sampling_fraction", "threshold",
+             "physics", "spectral_norm"),
     "cosmo": ("latent_dim", "image_size", "sigma8_conditioning"),
 }
 
@@ -30,7 +33,9 @@ def _check_domain(domain: str) -> None:
 def build_gan(domain: str, **options) -> tuple[nn.Module, nn.Module]:
     """(generator, discriminator) for ``domain``.
 
-    calo options: latent_dim (200), image_shape ((25, 25, 25)), output_scale (1.0), dropout (0.2).
+    calo options: arch ("3dgan"). 3dgan: latent_dim (200), image_shape ((25, 25, 25)), output_scale (1.0),
+        dropout (0.2). factorised: latent_dim (64), image_shape, sampling_fraction and threshold (network units),
+        physics (True: the discriminator's physics branch), spectral_norm (True).
     cosmo options: latent_dim (64), image_size (256), sigma8_conditioning (False).
     """
     _check_domain(domain)
@@ -39,7 +44,21 @@ def build_gan(domain: str, **options) -> tuple[nn.Module, nn.Module]:
         raise ValueError(
             f"unknown {domain} model option(s) {', '.join(unknown)}; allowed: {', '.join(_OPTIONS[domain])}"
         )
+    if domain == "calo" and options.get("arch", "3dgan") == "factorised":
+        bad = sorted(set(options) & {"output_scale", "dropout"})
+        if bad:
+            raise ValueError(f"calo option(s) {', '.join(bad)} belong to arch '3dgan', not 'factorised'")
+        g_opts = {k: options[k] for k in ("latent_dim", "image_shape", "sampling_fraction") if k in options}
+        d_opts = {k: options[k] for k in ("image_shape", "threshold", "sampling_fraction", "physics", "spectral_norm")
+                  if k in options}
+        return FactorisedGenerator(**g_opts), FactorisedDiscriminator(**d_opts)
     if domain == "calo":
+        arch = options.pop("arch", "3dgan")
+        if arch != "3dgan":
+            raise ValueError(f"calo arch must be one of {', '.join(map(repr, CALO_ARCHS))}; got {arch!r}")
+        bad = sorted(set(options) & {"sampling_fraction", "threshold", "physics", "spectral_norm"})
+        if bad:
+            raise ValueError(f"calo option(s) {', '.join(bad)} belong to arch 'factorised', not '3dgan'")
         g_keys = ("latent_dim", "image_shape", "output_scale")
         generator = Generator3D(**{k: v for k, v in options.items() if k in g_keys})
         discriminator = Discriminator3D(**{k: v for k, v in options.items() if k in ("image_shape", "dropout")})
@@ -58,8 +77,8 @@ def _example_inputs(generator: nn.Module, domain: str) -> tuple:
     _check_domain(domain)
     noise = torch.zeros(1, generator.latent_dim)
     if domain == "calo":
-        if not isinstance(generator, Generator3D):
-            raise ValueError(f"domain 'calo' expects a Generator3D, got {type(generator).__name__}")
+        if not isinstance(generator, (Generator3D, FactorisedGenerator)):
+            raise ValueError(f"domain 'calo' expects a Generator3D or FactorisedGenerator, got {type(generator).__name__}")
         return noise, torch.full((1,), ENERGY_SCALE_GEV)
     if not isinstance(generator, CosmoGenerator):
         raise ValueError(f"domain 'cosmo' expects a CosmoGenerator, got {type(generator).__name__}")
@@ -100,7 +119,10 @@ __all__ = [
     "DOMAINS",
     "CosmoDiscriminator",
     "CosmoGenerator",
+    "CALO_ARCHS",
     "Discriminator3D",
+    "FactorisedDiscriminator",
+    "FactorisedGenerator",
     "Generator3D",
     "build_gan",
     "count_parameters",

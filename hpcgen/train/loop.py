@@ -5,6 +5,9 @@ joins one small all-reduce per step carrying its losses, its step time and two f
 SIGTERM/SIGUSR1, a non-finite loss), so that every rank takes the same decision at the same step boundary.
 Rank 0 appends the rank-averaged metrics to ``RUNDIR/metrics.jsonl`` and writes checkpoints.
 
+Sittings: ``--time-limit-s`` stops a run the same way once this sitting has trained that long, so a long training
+is done in resumable pieces.
+
 Preemption: SIGTERM or SIGUSR1 on any rank → all ranks checkpoint at the next step boundary and the process exits
 with ``EXIT_PREEMPTED`` (75, EX_TEMPFAIL) so a job script can requeue; ``--resume`` then continues exactly.
 """
@@ -65,7 +68,12 @@ def _open_data(cfg: TrainConfig):
         k = min(len(f), _SF_SAMPLES)
         sf = float(np.sum(f.ecal[:k], axis=(1, 2, 3)).sum() / f.energy_gev[:k].sum()) * cfg.image_scale
         meta = {"geometry": f.geometry.to_json(), "data_generator": f.generator}
-        return f, f.ecal, f.energy_gev, {"sampling_fraction": sf, "image_shape": f.geometry.shape}, meta
+        kwargs = {"sampling_fraction": sf, "image_shape": f.geometry.shape}
+        if cfg.calo_arch == "factorised":
+            from hpcgen.physics.shower_features import hit_threshold_gev
+
+            kwargs["threshold"] = hit_threshold_gev(f.geometry) * cfg.image_scale
+        return f, f.ecal, f.energy_gev, kwargs, meta
     from hpcgen.data.cosmo_file import open_cosmo
 
     f = open_cosmo(cfg.data, check_pixels=False)
@@ -87,11 +95,16 @@ def open_training_data(cfg: TrainConfig):
     return _open_data(cfg)
 
 
-def _make_task(cfg: TrainConfig, engine, noise_gen, task_kwargs):
-    from hpcgen.train.tasks import CaloGANTask, CosmoGANTask
+def _make_task(cfg: TrainConfig, engine, noise_gen, task_kwargs, images, cond):
+    from hpcgen.train.tasks import CaloFactorisedTask, CaloGANTask, CosmoGANTask
 
-    cls = CaloGANTask if cfg.domain == "calo" else CosmoGANTask
-    return cls(cfg, engine, noise_gen, **task_kwargs)
+    if cfg.domain == "cosmo":
+        return CosmoGANTask(cfg, engine, noise_gen, **task_kwargs)
+    if cfg.calo_arch == "3dgan":
+        return CaloGANTask(cfg, engine, noise_gen, **task_kwargs)
+    k = min(len(cond), _SF_SAMPLES)  # the physics features' standardisation: the same showers on every rank
+    return CaloFactorisedTask(cfg, engine, noise_gen, **task_kwargs,
+                              fit_sample=(np.asarray(images[:k]), np.asarray(cond[:k])))
 
 
 def _rank_seed(seed: int, rank: int) -> int:
@@ -154,9 +167,14 @@ def _train(cfg: TrainConfig, engine, images, cond, task_kwargs, data_meta) -> di
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank (the engines broadcast rank 0's anyway)
     noise_gen = torch.Generator().manual_seed(_rank_seed(cfg.seed, rank))
-    task = _make_task(cfg, engine, noise_gen, task_kwargs)
+    task = _make_task(cfg, engine, noise_gen, task_kwargs, images, cond)
     torch.manual_seed(_rank_seed(cfg.seed, rank) + 1)  # dropout etc.: one stream per rank
-    start = 0
+    monitor = None
+    if cfg.eval_every and rank == 0:
+        from hpcgen.train.monitor import FidelityMonitor
+
+        monitor = FidelityMonitor(cfg.eval_data, task_kwargs["image_shape"], cfg.image_scale, seed=cfg.seed)
+    start, wall_before = 0, 0.0
     if cfg.resume:
         ckpt = load_checkpoint(cfg.out)
         if ckpt["world_size"] != world:
@@ -168,13 +186,21 @@ def _train(cfg: TrainConfig, engine, images, cond, task_kwargs, data_meta) -> di
         task.load_state(ckpt["state"])
         set_rng_state(ckpt["rng"][rank], noise_gen)
         start = int(ckpt["step"])
+        wall_before = float(ckpt.get("wall_s", 0.0))
+    t_run = time.perf_counter()
+
+    def out_of_time() -> bool:  # this sitting's time limit (a collective decision: any rank over → all stop)
+        return bool(cfg.time_limit_s) and time.perf_counter() - t_run > cfg.time_limit_s
+
+    def wall_s() -> float:  # training wall time over all sittings (monitor time included, start-up not)
+        return wall_before + time.perf_counter() - t_run
 
     def checkpoint(step: int) -> None:
         rngs = engine.allgather_object(rng_state(noise_gen))
         if rank == 0:
             save_checkpoint(cfg.out, {
                 "state": task.state(), "step": step, "epoch": step // spe, "batch_in_epoch": step % spe,
-                "steps_per_epoch": spe, "world_size": world, "rng": rngs, "engine": engine.name,
+                "steps_per_epoch": spe, "world_size": world, "rng": rngs, "engine": engine.name, "wall_s": wall_s(),
                 "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()},
                 "task": {k: (list(v) if isinstance(v, tuple) else v) for k, v in task_kwargs.items()},
                 "model_options": task.model_options, "data_meta": data_meta,
@@ -192,6 +218,17 @@ def _train(cfg: TrainConfig, engine, images, cond, task_kwargs, data_meta) -> di
 
         bar = tqdm(total=total, initial=start, unit="step", desc=f"train {cfg.domain} {engine.name} x{world}",
                    file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+    def evaluate(step: int) -> None:
+        if monitor is None:
+            return
+        t0 = time.perf_counter()
+        score = monitor.score(task.sampling_generator(), task.device)
+        metrics_file.write(json.dumps({"step": step, "wall_s": wall_s(), "samples_seen": step * world * cfg.batch_size,
+                                       "eval_s": time.perf_counter() - t0, "eval": score}) + "\n")
+        metrics_file.flush()
+
+    if start == 0:
+        evaluate(0)
     stop = _StopFlag()
     stop.install()
     last: dict = {"step": start}
@@ -209,12 +246,12 @@ def _train(cfg: TrainConfig, engine, images, cond, task_kwargs, data_meta) -> di
                 vals = [losses[k] for k in keys]
                 finite = all(np.isfinite(vals))
                 red = engine.allreduce_mean(torch.tensor(
-                    [v if finite else 0.0 for v in vals] + [dt, float(stop.requested), float(not finite)],
+                    [v if finite else 0.0 for v in vals] + [dt, float(stop.requested or out_of_time()), float(not finite)],
                     dtype=torch.float64)).tolist()
                 step += 1
                 if red[-1] > 0:
                     raise RuntimeError(f"non-finite loss at step {step} on at least one rank ({dict(zip(keys, vals))})")
-                last = {"step": step, "epoch": epoch, "lr": lr, **dict(zip(keys, red[:len(keys)])),
+                last = {"step": step, "epoch": epoch, "lr": lr, "wall_s": wall_s(), **dict(zip(keys, red[:len(keys)])),
                         "step_time_s": red[len(keys)], "samples_per_s_per_rank": cfg.batch_size / red[len(keys)],
                         "samples_per_s_total": world * cfg.batch_size / red[len(keys)], "world_size": world,
                         "engine": engine.name}
@@ -226,7 +263,10 @@ def _train(cfg: TrainConfig, engine, images, cond, task_kwargs, data_meta) -> di
                     bar.set_postfix(loss_D=f"{last['loss_D']:.3f}", loss_G=f"{last['loss_G']:.3f}", refresh=False)
                 if red[len(keys) + 1] > 0:  # some rank was asked to stop
                     checkpoint(step)
-                    raise Preempted(f"stopped by signal at step {step}; checkpoint in {checkpoint_path(cfg.out)}")
+                    why = "by signal" if stop.requested or not out_of_time() else f"at --time-limit-s {cfg.time_limit_s:g}"
+                    raise Preempted(f"stopped {why} at step {step}; checkpoint in {checkpoint_path(cfg.out)}")
+                if cfg.eval_every and (step % cfg.eval_every == 0 or step == total):
+                    evaluate(step)
                 if step % cfg.checkpoint_every == 0 or step == total:
                     checkpoint(step)
                 if step >= total:

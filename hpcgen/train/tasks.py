@@ -6,6 +6,11 @@
 steps; RMSprop (lr 1e-3, ρ 0.9, ε 1e-7). The ECAL-sum target of a fake shower is the data's mean sampling fraction
 times its energy (3DGAN fits ΣECAL(E) to the data for the same purpose).
 
+Factorised calorimeter GAN (:mod:`hpcgen.models.calo_factorised`): hinge loss (Lim & Ye, arXiv:1705.02894; as in
+SNGAN/BigGAN) or non-saturating BCE, no auxiliary heads (the energy is built into the generator and the physics
+branch lets D see E_vis/E_p), Adam (lr 2e-4, β 0.5/0.9), one G step per D step, and an exponential moving average of
+G's weights (Karras et al., arXiv:1710.10196; Yazıcı et al., arXiv:1806.04498) that generation samples from.
+
 CosmoGAN (Mustafa et al., arXiv:1706.02390): non-saturating BCE-with-logits, Adam (lr 2e-4, β1 0.5), real/fake
 labels swapped for a whole batch with probability ``label_swap``; κ enters through
 ``hpcgen.models.pixel_transform.kappa_to_pixel``.
@@ -17,6 +22,7 @@ freezes D during the generator step, so no DDP reducer or Horovod hook fires for
 from __future__ import annotations
 
 import abc
+import copy
 
 import numpy as np
 import torch
@@ -90,7 +96,7 @@ class GANTask(abc.ABC):
 
     # --- shared ------------------------------------------------------------------------------------------------
     def autocast(self):
-        enabled = self.cfg.bf16 and self.device.type == "cuda"
+        enabled = self.cfg.bf16 and self.device.type in ("cuda", "cpu")
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def set_lr(self, lr: float) -> None:
@@ -119,6 +125,10 @@ class GANTask(abc.ABC):
     @property
     def g_steps(self) -> int:
         return 1
+
+    def sampling_generator(self) -> torch.nn.Module:
+        """The network generation uses (the bare generator; tasks that keep a weight average return that)."""
+        return self.engine.unwrap(self.G)
 
     def noise(self, batch: int, dim: int) -> torch.Tensor:
         return torch.randn(batch, dim, generator=self.gen).to(self.device)
@@ -193,6 +203,91 @@ class CaloGANTask(GANTask):
         """Showers in GeV (B, 25, 25, 25) for energies (B,) in GeV."""
         g = self.engine.unwrap(self.G)
         return g(self.noise(len(energy_gev), CALO_LATENT), energy_gev.to(self.device)) / self.cfg.image_scale
+
+
+class CaloFactorisedTask(GANTask):
+    """The factorised calorimeter GAN (module docstring); D is called as D(x, E_p) and returns one score."""
+
+    domain = "calo"
+
+    def __init__(self, cfg: TrainConfig, engine, noise_gen: torch.Generator, sampling_fraction: float,
+                 image_shape: tuple[int, int, int], threshold: float, fit_sample=None) -> None:
+        self.sampling_fraction = float(sampling_fraction)
+        options = {"arch": "factorised", "image_shape": tuple(image_shape), "sampling_fraction": self.sampling_fraction,
+                   "threshold": float(threshold), "physics": cfg.physics_d, "spectral_norm": cfg.spectral_norm}
+        super().__init__(cfg, engine, noise_gen, options)
+        g = self.engine.unwrap(self.G)
+        self.latent = g.latent_dim
+        if fit_sample is not None:  # physics-feature standardisation from real showers (the same on every rank)
+            x, e = self.to_network(*fit_sample)
+            self.engine.unwrap(self.D).fit_feature_scaling(x, e)
+        self.G_ema = copy.deepcopy(g).requires_grad_(False) if cfg.g_ema > 0 else None
+        self.ema_updates = 0
+
+    def base_lr(self) -> float:
+        return self.cfg.lr_factorised
+
+    def make_optimizer(self, model):
+        return torch.optim.Adam(model.parameters(), lr=self.lr_base, betas=(0.5, 0.9))
+
+    def to_network(self, images, cond):
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device) * self.cfg.image_scale
+        return x, torch.from_numpy(np.ascontiguousarray(cond)).to(self.device)
+
+    def fake(self, energy_gev: torch.Tensor) -> torch.Tensor:
+        return self.G(self.noise(len(energy_gev), self.latent), energy_gev)
+
+    def d_losses(self, real, energy_gev):
+        with torch.no_grad():
+            fake = self.fake(energy_gev)
+        s_real, s_fake = self.D(real, energy_gev), self.D(fake, energy_gev)
+        if self.cfg.calo_loss == "hinge":
+            l_real, l_fake = F.relu(1 - s_real).mean(), F.relu(1 + s_fake).mean()
+        else:
+            l_real, l_fake = F.softplus(-s_real).mean(), F.softplus(s_fake).mean()
+        return {"loss_D": l_real + l_fake, "loss_D_real": l_real, "loss_D_fake": l_fake}
+
+    def g_loss(self, energy_gev):
+        s = self.engine.unwrap(self.D)(self.fake(energy_gev), energy_gev)
+        loss = -s.mean() if self.cfg.calo_loss == "hinge" else F.softplus(-s).mean()
+        return {"loss_G": loss}
+
+    def step(self, images, cond):
+        out = super().step(images, cond)
+        if self.G_ema is not None:
+            self.ema_updates += 1
+            # warm-up (as in Ho et al.'s and Karras et al.'s code): early averages do not drag the initial weights
+            decay = min(self.cfg.g_ema, (1 + self.ema_updates) / (10 + self.ema_updates))
+            with torch.no_grad():
+                src = self.engine.unwrap(self.G)
+                for p_ema, p in zip(self.G_ema.parameters(), src.parameters()):
+                    p_ema.lerp_(p.detach(), 1.0 - decay)
+                for b_ema, b in zip(self.G_ema.buffers(), src.buffers()):
+                    b_ema.copy_(b)
+        return out
+
+    def sampling_generator(self) -> torch.nn.Module:
+        """The weight average when kept, else G."""
+        return self.G_ema if self.G_ema is not None else self.engine.unwrap(self.G)
+
+    @torch.no_grad()
+    def sample(self, energy_gev: torch.Tensor) -> torch.Tensor:
+        """Showers in GeV (B, X, Y, Z) for energies (B,) in GeV, from the weight average when kept."""
+        g = self.sampling_generator()
+        return g(self.noise(len(energy_gev), self.latent), energy_gev.to(self.device)) / self.cfg.image_scale
+
+    def state(self) -> dict:
+        out = super().state()
+        if self.G_ema is not None:
+            out["G_ema"] = self.G_ema.state_dict()
+            out["ema_updates"] = self.ema_updates
+        return out
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(state.get("G_ema", state["G"]))
+            self.ema_updates = int(state.get("ema_updates", 0))
 
 
 class CosmoGANTask(GANTask):

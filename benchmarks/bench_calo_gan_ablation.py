@@ -1,0 +1,147 @@
+"""Ablation of the calorimeter GAN recipe at equal wall time and equal hardware: which choice makes it learn.
+
+Every arm is one ``hpcgen train calo`` run on the same training data, with the same batch size and seed, for the
+same wall time (``--time-limit-s``) on one core of its own (``taskset``, OMP_NUM_THREADS=1; arms run ``--parallel``
+at a time, one per core, so they share nothing but the memory bus). Each run scores itself on the held-out file
+every ``--eval-every`` steps (:mod:`hpcgen.train.monitor`: per-energy response, S(E_vis/E_p) and median per-layer
+S against their same-size floors, high-level classifier AUC), so the result holds every arm's fidelity curve
+against wall time and samples seen, not a loss.
+
+    python benchmarks/bench_calo_gan_ablation.py --data train.h5 --eval-data monitor.h5 [--minutes 10]
+        [--arms factorised 3dgan ...] [--batch-size 32] [--eval-every 100] [--runs DIR] [--out PATH]
+
+Writes benchmarks/results/calo_gan_ablation.json (schema hpcgen.bench/1) and a plot beside it; docs/calo_gan.md
+reads it. Early-training figures only: an arm that is ahead after minutes is not proven ahead after hours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench_common import summarise, write_result
+
+# arm name -> flags on top of the default recipe (`hpcgen train calo` defaults: factorised, hinge, physics D,
+# spectral norm, EMA 0.999, fp32)
+ARMS: dict[str, list[str]] = {
+    "factorised": [],
+    "3dgan": ["--calo-arch", "3dgan"],
+    "no_physics_d": ["--no-physics-d"],
+    "bce_loss": ["--calo-loss", "bce"],
+    "no_spectral_norm": ["--no-spectral-norm"],
+    "no_ema": ["--g-ema", "0"],
+    "bf16": ["--bf16"],
+    "lr_1e-4": ["--lr", "1e-4"],
+}
+KEYS = ("AUC_high_level", "S_e_vis_over_e_p_over_floor", "S_layer_energy_median_over_floor",
+        "response_mean_rel_error_max", "response_width_rel_error_max")
+
+
+def _arm_command(args, name: str, run: Path) -> list[str]:
+    return [sys.executable, "-m", "hpcgen.cli", "train", "calo", "--data", str(args.data), "--out", str(run),
+            "--steps", "1000000", "--batch-size", str(args.batch_size), "--seed", str(args.seed),
+            "--eval-data", str(args.eval_data), "--eval-every", str(args.eval_every), "--checkpoint-every", "1000000",
+            "--time-limit-s", str(args.minutes * 60), "--no-progress", *ARMS[name]]
+
+
+def _read(run: Path) -> tuple[list[dict], list[dict]]:
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [x for x in lines if "eval" in x], [x for x in lines if "loss_D" in x]
+
+
+def _row(name: str, run: Path, wall_limit_s: float) -> dict:
+    evals, steps = _read(run)
+    last = evals[-1]
+    best = min(evals, key=lambda e: e["eval"]["AUC_high_level"])
+    return {
+        "arm": name, "flags": ARMS[name],
+        "steps": steps[-1]["step"] if steps else 0,
+        "samples_seen": last["samples_seen"],
+        "train_samples_per_s": summarise([s["samples_per_s_total"] for s in steps[len(steps) // 10:]]),
+        "final": {k: last["eval"][k] for k in KEYS},
+        "best_auc": {"step": best["step"], "wall_s": best["wall_s"], "AUC_high_level": best["eval"]["AUC_high_level"]},
+        "curve": [{"step": e["step"], "wall_s": e["wall_s"], "samples_seen": e["samples_seen"],
+                   **{k: e["eval"][k] for k in KEYS}} for e in evals],
+        "wall_limit_s": wall_limit_s,
+    }
+
+
+def _plot(rows: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for r in rows:
+        t = [c["wall_s"] / 60 for c in r["curve"]]
+        axes[0].plot(t, [c["AUC_high_level"] for c in r["curve"]], marker=".", label=r["arm"])
+        axes[1].plot(t, [c["S_layer_energy_median_over_floor"] for c in r["curve"]], marker=".")
+        axes[2].plot(t, [c["S_e_vis_over_e_p_over_floor"] for c in r["curve"]], marker=".")
+    for ax, title, target in zip(axes, ("high-level classifier AUC", "median per-layer S / floor",
+                                        "S(E_vis/E_p) / floor"), (0.85, 2.0, 2.0)):
+        ax.axhline(target, color="k", ls="--", lw=0.8)
+        ax.set_xlabel("training wall time on one core [min]")
+        ax.set_title(title)
+    axes[1].set_yscale("log")
+    axes[2].set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--eval-data", type=Path, required=True)
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--minutes", type=float, default=10.0, help="training wall time per arm")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--parallel", type=int, default=len(os.sched_getaffinity(0)), help="arms at a time, one core each")
+    ap.add_argument("--runs", type=Path, default=Path(".cache/calo_gan_ablation"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/calo_gan_ablation.json"))
+    args = ap.parse_args()
+    cores = sorted(os.sched_getaffinity(0))[: args.parallel]
+    args.runs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1", HPCGEN_NO_PROGRESS="1")
+    todo, running, rows = list(args.arms), {}, []
+    t0 = time.time()
+    while todo or running:
+        while todo and len(running) < len(cores):
+            name = todo.pop(0)
+            core = next(c for c in cores if c not in {c for c, _ in running.values()})
+            run = args.runs / name
+            if (run / "metrics.jsonl").exists():
+                for p in run.iterdir():
+                    p.unlink()
+            cmd = ["taskset", "-c", str(core), *_arm_command(args, name, run)]
+            log = open(args.runs / f"{name}.log", "w")
+            running[subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)] = (core, name)
+            print(f"[{time.time() - t0:6.0f} s] {name} on core {core}", flush=True)
+        time.sleep(5)
+        for proc in [p for p in running if p.poll() is not None]:
+            _, name = running.pop(proc)
+            if proc.returncode not in (0, 75):  # 75: stopped at the time limit, as intended
+                print(f"{name} failed (exit {proc.returncode}); see {args.runs / (name + '.log')}", file=sys.stderr)
+                return 1
+            rows.append(_row(name, args.runs / name, args.minutes * 60))
+            print(f"[{time.time() - t0:6.0f} s] {name}: {rows[-1]['final']}", flush=True)
+    rows.sort(key=lambda r: args.arms.index(r["arm"]))
+    config = {"data": os.path.basename(args.data), "eval_data": os.path.basename(args.eval_data),
+              "minutes_per_arm": args.minutes, "batch_size": args.batch_size, "eval_every": args.eval_every,
+              "seed": args.seed, "cores_per_arm": 1, "threads_per_arm": 1, "parallel_arms": len(cores)}
+    write_result(args.out, "calo_gan_ablation", config, rows)
+    _plot(rows, args.out.with_suffix(".png"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

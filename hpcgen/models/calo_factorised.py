@@ -1,0 +1,241 @@
+"""A factorised conditional calorimeter GAN: a normalised shower shape times a learned visible energy.
+
+The 3DGAN (:mod:`hpcgen.models.gan3d`) must learn a 50× range of output amplitude from a noise vector scaled by
+E_p; in a CPU budget it does not (docs/calo_gan.md). This model takes the energy out of the network's hands, as the
+two-stage designs do — CaloFlow (Krause & Shih, arXiv:2106.05285) and CaloDREAM (Favaro et al., arXiv:2405.09629)
+first generate the energy, then a normalised shape:
+
+- the generator emits **shape logits** over all cells, turned into a unit-sum shape by a softmax (cell energies span
+  six decades, so log space is the natural output), and a **response** r = E_vis / E_p as
+  ``exp(log_sf + δ(z, E_p))`` — the data's mean sampling fraction times a learned, noise-dependent factor, so E_vis
+  follows E_p from the first step and the GAN learns its distribution and its correlation with the shape;
+- the shape decoder is a stack of stride-2 transposed 3D convolutions from a 4³-ish grid to the calorimeter, each
+  conditioned on log(E_p/100 GeV) by FiLM (Perez et al., arXiv:1709.07871) and given per-cell noise
+  (StyleGAN's noise inputs, Karras et al., arXiv:1812.04948) for cell-to-cell fluctuations;
+- the discriminator sees log(1 + cell/threshold) through stride-2 3D convolutions (25³ → 13³ → 7³ → 4³, not the
+  3DGAN's five full-resolution 5³ convolutions), plus a **physics branch**: differentiable versions of the
+  high-level observables the fidelity classifier reads (E_vis/E_p, layer fractions, centroids and widths along
+  x, y and depth, a soft hit count at the same 0.1-MIP threshold), standardised by statistics of the training data;
+- spectral normalisation on every discriminator weight (Miyato et al., arXiv:1802.05957); the trainer uses the
+  hinge loss by default.
+
+Every size follows from ``image_shape``: each axis is halved (rounding up) three times, so any calorimeter works
+(the training tests use 8³). Cells are in the trainer's network units (GeV × its image scale).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+ENERGY_REF_GEV = 100.0
+N_PHYSICS = 8  # physics-branch features besides the layer fractions: log r, 3 centroids, 3 widths, log hit count
+_SLOPE = 0.2
+
+
+def energy_condition(energy_gev: torch.Tensor) -> torch.Tensor:
+    """(B,) primary energies in GeV → (B, 1) log(E_p / 100 GeV), the conditioning input of both networks."""
+    return torch.log(energy_gev.float() / ENERGY_REF_GEV)[:, None]
+
+
+def halvings(shape, n: int = 3) -> list[tuple[int, int, int]]:
+    """Grid sizes from the calorimeter down: each axis halved, rounding up, ``n`` times ([25³, 13³, 7³, 4³])."""
+    sizes = [tuple(int(s) for s in shape)]
+    for _ in range(n):
+        sizes.append(tuple((s + 1) // 2 for s in sizes[-1]))
+    return sizes
+
+
+class FiLM(nn.Module):
+    """Feature-wise affine conditioning: h · (1 + γ(c)) + β(c), per channel."""
+
+    def __init__(self, cond_dim: int, channels: int) -> None:
+        super().__init__()
+        self.affine = nn.Linear(cond_dim, 2 * channels)
+        nn.init.zeros_(self.affine.weight)
+        nn.init.zeros_(self.affine.bias)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.affine(c).to(h.dtype)[:, :, None, None, None].chunk(2, dim=1)
+        return h * (1 + gamma) + beta
+
+
+class NoiseInput(nn.Module):
+    """Per-cell Gaussian noise with a learned per-channel strength (zero at initialisation)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.strength = nn.Parameter(torch.zeros(1, channels, 1, 1, 1))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.strength.to(h.dtype) * torch.randn_like(h)
+
+
+class _UpBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, size_in, size_out, cond_dim: int) -> None:
+        super().__init__()
+        pad_out = tuple(o - (2 * i - 1) for i, o in zip(size_in, size_out))  # 0 or 1 per axis
+        self.up = nn.ConvTranspose3d(c_in, c_out, 3, stride=2, padding=1, output_padding=pad_out)
+        self.film = FiLM(cond_dim, c_out)
+        self.conv = nn.Conv3d(c_out, c_out, 3, padding=1)
+        self.noise = NoiseInput(c_out)
+
+    def forward(self, h, c):
+        h = F.leaky_relu(self.film(self.up(h), c), _SLOPE)
+        return F.leaky_relu(self.noise(self.conv(h)), _SLOPE)
+
+
+class FactorisedGenerator(nn.Module):
+    """(noise, E_p) → showers (B, X, Y, Z) ≥ 0 whose sum is E_p · r, r = exp(log_sf + δ(noise, E_p)).
+
+    Args:
+        latent_dim: noise length.
+        image_shape: cells (X, Y, Z).
+        sampling_fraction: the data's mean E_vis / E_p in network units (the response's starting point).
+        channels: decoder channels from the coarsest grid up (one per up-sampling, three).
+    """
+
+    def __init__(self, latent_dim: int = 64, image_shape=(25, 25, 25), sampling_fraction: float = 1.0,
+                 channels=(64, 32, 16)) -> None:
+        super().__init__()
+        if int(latent_dim) < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        if not float(sampling_fraction) > 0:
+            raise ValueError(f"sampling_fraction must be > 0, got {sampling_fraction}")
+        self.latent_dim = int(latent_dim)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            raise ValueError(f"image_shape must be three positive cell counts, got {image_shape}")
+        self.register_buffer("log_sf", torch.tensor(math.log(float(sampling_fraction))))
+        sizes = halvings(self.image_shape)[::-1]  # coarse → fine
+        c0 = channels[0]
+        self.base_size = sizes[0]
+        self.trunk = nn.Sequential(nn.Linear(self.latent_dim + 1, 256), nn.LeakyReLU(_SLOPE))
+        self.to_grid = nn.Linear(256, c0 * math.prod(sizes[0]))
+        self.response = nn.Sequential(nn.Linear(256 + 1, 64), nn.LeakyReLU(_SLOPE), nn.Linear(64, 1))
+        nn.init.zeros_(self.response[-1].weight)
+        nn.init.zeros_(self.response[-1].bias)
+        chans = list(channels) + [channels[-1] // 2]
+        self.blocks = nn.ModuleList(_UpBlock(chans[i], chans[i + 1], sizes[i], sizes[i + 1], 1) for i in range(3))
+        self.head = nn.Conv3d(chans[-1], 1, 3, padding=1)
+
+    def log_response(self, noise: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
+        """(B,) log(E_vis / E_p) in network units for this noise (the response alone, for tests and plots)."""
+        c = energy_condition(energy_gev).to(noise.device)
+        h = self.trunk(torch.cat([noise, c.to(noise.dtype)], dim=1))
+        return self.log_sf + self.response(torch.cat([h, c.to(h.dtype)], dim=1)).float().squeeze(1)
+
+    def forward(self, noise: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
+        if noise.ndim != 2 or noise.shape[1] != self.latent_dim:
+            raise ValueError(f"noise must have shape (B, {self.latent_dim}), got {tuple(noise.shape)}")
+        if energy_gev.shape != noise.shape[:1]:
+            raise ValueError(f"energy_gev must have shape ({noise.shape[0]},), got {tuple(energy_gev.shape)}")
+        c = energy_condition(energy_gev)
+        h0 = self.trunk(torch.cat([noise, c.to(noise.dtype)], dim=1))
+        log_r = self.log_sf + self.response(torch.cat([h0, c.to(h0.dtype)], dim=1)).float().squeeze(1)
+        h = F.leaky_relu(self.to_grid(h0), _SLOPE).view(-1, self.blocks[0].up.in_channels, *self.base_size)
+        for block in self.blocks:
+            h = block(h, c)
+        logits = self.head(h).float().flatten(1)
+        shape = torch.softmax(logits, dim=1).view(-1, *self.image_shape)
+        return shape * (energy_gev.float() * torch.exp(log_r))[:, None, None, None]
+
+
+def physics_features(x: torch.Tensor, energy_gev: torch.Tensor, log_sf: float, threshold: float,
+                     temperature: float = 0.3) -> torch.Tensor:
+    """(B, N_PHYSICS + Z) differentiable shower observables of cells x (B, X, Y, Z) ≥ 0 in network units.
+
+    Columns: log(E_vis / E_p) − log_sf, centroid and width along x, y, depth (cells, centred on the grid), log of
+    a soft hit count Σ sigmoid(ln(cell/threshold) / temperature), then the fraction of E_vis in each layer.
+    """
+    x = x.float()
+    total = x.sum(dim=(1, 2, 3)).clamp_min(1e-12)
+    p = x / total[:, None, None, None]
+    cols = [torch.log(total / energy_gev.float()) - log_sf]
+    moments = []
+    for axis, other in ((1, (2, 3)), (2, (1, 3)), (3, (1, 2))):
+        profile = p.sum(dim=other)
+        n = profile.shape[1]
+        pos = torch.arange(n, dtype=x.dtype, device=x.device) - (n - 1) / 2
+        mean = (profile * pos).sum(1)
+        var = (profile * pos**2).sum(1) - mean**2
+        moments.append((mean, var.clamp_min(1e-6).sqrt()))
+    cols += [m for m, _ in moments] + [s for _, s in moments]
+    soft_hits = torch.sigmoid(torch.log(x.clamp_min(1e-30) / threshold) / temperature).sum(dim=(1, 2, 3))
+    cols.append(torch.log1p(soft_hits))
+    layer_fraction = p.sum(dim=(1, 2))
+    return torch.cat([torch.stack(cols, dim=1), layer_fraction], dim=1)
+
+
+def _sn(module: nn.Module, on: bool) -> nn.Module:
+    return spectral_norm(module) if on else module
+
+
+class FactorisedDiscriminator(nn.Module):
+    """(showers, E_p) → real/fake score (B,): a stride-2 3D CNN on log(1 + cell/threshold) plus a physics branch.
+
+    Args:
+        image_shape: cells (X, Y, Z).
+        threshold: the hit threshold in network units (0.1 MIP × the trainer's image scale).
+        sampling_fraction: the data's mean E_vis / E_p in network units (centres the response feature).
+        physics: include the physics-feature branch (an ablation switch).
+        spectral_norm: spectral normalisation on every weight.
+        channels: convolution channels at the three stride-2 stages.
+
+    ``feature_mean`` / ``feature_std`` (buffers) standardise the physics features; the trainer sets them from
+    the training data with :meth:`fit_feature_scaling` before the first step, and checkpoints carry them.
+    """
+
+    def __init__(self, image_shape=(25, 25, 25), threshold: float = 1.0, sampling_fraction: float = 1.0,
+                 physics: bool = True, spectral_norm: bool = True, channels=(16, 32, 64)) -> None:
+        super().__init__()
+        self.image_shape = tuple(int(s) for s in image_shape)
+        if not float(threshold) > 0 or not float(sampling_fraction) > 0:
+            raise ValueError("threshold and sampling_fraction must be > 0")
+        self.threshold = float(threshold)
+        self.log_sf = math.log(float(sampling_fraction))
+        self.physics = bool(physics)
+        sn = bool(spectral_norm)
+        sizes = halvings(self.image_shape)
+        layers: list[nn.Module] = [_sn(nn.Conv3d(1, channels[0] // 2, 3, padding=1), sn), nn.LeakyReLU(_SLOPE)]
+        c_in = channels[0] // 2
+        for c_out in channels:
+            layers += [_sn(nn.Conv3d(c_in, c_out, 3, stride=2, padding=1), sn), nn.LeakyReLU(_SLOPE),
+                       _sn(nn.Conv3d(c_out, c_out, 3, padding=1), sn), nn.LeakyReLU(_SLOPE)]
+            c_in = c_out
+        layers += [nn.Flatten(), _sn(nn.Linear(c_in * math.prod(sizes[-1]), 256), sn), nn.LeakyReLU(_SLOPE)]
+        self.cnn = nn.Sequential(*layers)
+        n_feat = N_PHYSICS + self.image_shape[2]
+        self.register_buffer("feature_mean", torch.zeros(n_feat))
+        self.register_buffer("feature_std", torch.ones(n_feat))
+        joint = 256 + 1
+        if self.physics:
+            self.phys = nn.Sequential(_sn(nn.Linear(n_feat + 1, 256), sn), nn.LeakyReLU(_SLOPE),
+                                      _sn(nn.Linear(256, 256), sn), nn.LeakyReLU(_SLOPE))
+            joint += 256
+        self.head = nn.Sequential(_sn(nn.Linear(joint, 256), sn), nn.LeakyReLU(_SLOPE), _sn(nn.Linear(256, 1), sn))
+
+    def features(self, x: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
+        return physics_features(x, energy_gev, self.log_sf, self.threshold)
+
+    @torch.no_grad()
+    def fit_feature_scaling(self, x: torch.Tensor, energy_gev: torch.Tensor) -> None:
+        f = self.features(x, energy_gev)
+        self.feature_mean.copy_(f.mean(0))
+        self.feature_std.copy_(f.std(0).clamp_min(1e-3))
+
+    def forward(self, x: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"x must have shape (B, {', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}")
+        c = energy_condition(energy_gev)
+        u = torch.log1p(x.clamp_min(0) / self.threshold) / 4.0
+        parts = [self.cnn(u.unsqueeze(1)), c.to(u.dtype)]
+        if self.physics:
+            f = (self.features(x, energy_gev) - self.feature_mean) / self.feature_std
+            parts.append(self.phys(torch.cat([f, c], dim=1).to(u.dtype)))
+        h = torch.cat([p.to(parts[0].dtype) for p in parts], dim=1)
+        return self.head(h).squeeze(1).float()
