@@ -225,7 +225,14 @@ def _add_bench(sub) -> None:
     t.add_argument("--gan-batches", default=None,
                    help="GAN batch sizes to scan (default calo 1,16,64,256 at 100 GeV; cosmo 1,4,16,64)")
     t.add_argument("--seconds", type=float, default=1.0, help="target length of one timed batch")
-    t.add_argument("--repeats", type=int, default=3)
+    t.add_argument("--repeats", type=int, default=3, help="at least this many timed batches")
+    t.add_argument("--target-rel-error", type=float, default=0.02,
+                   help="calo: time more batches until the mean rate's relative standard error is this small")
+    t.add_argument("--max-seconds", type=float, default=30.0,
+                   help="calo: ... or until this many seconds were timed per generator and energy")
+    t.add_argument("--min-showers", type=int, default=10, help="calo: showers per Monte Carlo batch, at least")
+    t.add_argument("--precisions", default="fp32,bf16",
+                   help="calo: the GAN's precisions (bf16 only where the host runs it natively)")
     t.add_argument("--fidelity-n", type=int, default=None,
                    help="samples per generator (and energy) for the fidelity (default calo 100 showers, cosmo 16 maps)")
     t.add_argument("--seed", type=int, default=0)
@@ -407,7 +414,9 @@ def _bench(args: argparse.Namespace) -> int:
             energies_gev=_floats(args.energies_gev, "--energies-gev"),
             gan_batches=_ints(args.gan_batches or "1,16,64,256", "--gan-batches"),
             seconds=args.seconds, repeats=args.repeats, fidelity_n=args.fidelity_n or 100, seed=args.seed,
-            device=args.device, threads=_ints(args.threads, "--threads") if args.threads else ())
+            device=args.device, threads=_ints(args.threads, "--threads") if args.threads else (),
+            target_rel_error=args.target_rel_error, max_seconds=args.max_seconds, min_showers=args.min_showers,
+            precisions=tuple(args.precisions.split(",")))
         w = world()
         run_calo_throughput(cfg, w, log=print if w.rank == 0 else (lambda line: None))
         if w.rank == 0:

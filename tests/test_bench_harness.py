@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from hpcgen.bench.harness import rates, time_calls
+from hpcgen.bench.harness import rates, relative_error, time_calls, time_until_precise
 from hpcgen.bench.results import load_result, summarise
 from tests.conftest import mpirun_cmd, run_cli
 
@@ -45,6 +45,25 @@ def test_sync_runs_around_every_timed_call():
 def test_time_calls_rejects_no_repeats():
     with pytest.raises(ValueError, match="repeats >= 1"):
         time_calls(lambda: None, warmup=0, repeats=0)
+
+
+def test_timing_goes_on_until_the_rate_is_precise_or_the_time_is_up():
+    clock = FakeClock()
+    durations = iter([1.0, 2.0, 1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 1.0, 1.0] + [1.0] * 100)
+
+    def fn():
+        clock.now += next(durations)
+
+    secs = time_until_precise(fn, 10, min_repeats=3, target_rel_error=0.05, max_seconds=1e9, clock=clock)
+    assert len(secs) > 3 and relative_error(rates(10, secs)) <= 0.05
+    assert relative_error(rates(10, secs[:-1])) > 0.05  # it stopped as soon as the target was met
+    # a noisy generator stops at max_seconds of timed calls, and the decision is collective
+    noisy = iter([1.0, 3.0] * 100)
+    secs = time_until_precise(lambda: setattr(clock, "now", clock.now + next(noisy)), 1, 2, 1e-6, 10.0, clock=clock)
+    assert sum(secs) >= 10.0 and sum(secs[:-1]) < 10.0
+    asked = []
+    secs = time_until_precise(lambda: None, 1, 1, 0.5, 1e9, agree=lambda more: asked.append(more) or len(asked) < 4)
+    assert len(secs) == 4 and asked[0] is True  # one timed call has no error estimate: this rank wants more
 
 
 @pytest.mark.parametrize("args, words", [
@@ -123,6 +142,36 @@ def test_cuda_device_without_a_gpu_is_one_line_exit_2(tmp_path):
     assert res.returncode == 2 and res.stderr.strip().splitlines() == ["hpcgen: error: --device: cuda requested but torch sees no GPU here"]
 
 
+@pytest.mark.mpi
+def test_throughput_gives_every_generator_the_same_cores_and_times_the_gan_at_each_native_precision(tmp_path):
+    from hpcgen.bench.results import host_info
+
+    out = tmp_path / "t.json"
+    res = subprocess.run(mpirun_cmd(2, "bench", "throughput", "--energies-gev", "10", "--gan-batches", "4",
+                                    "--fidelity-n", "10", "--seconds", "0.05", "--repeats", "2", "--max-seconds",
+                                    "1", "--device", "cpu", "--out", str(out)),
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    result = load_result(out)
+    cfg = result["config"]
+    assert cfg["ranks"] == 2 and cfg["threads_per_rank"] == 1 and cfg["cores_per_generator"] == 2
+    energy_rows = [r for r in result["rows"] if not r.get("scan")]
+    assert {r["kind_of_generator"] for r in energy_rows} == {"mc", "gan"}
+    assert all(r["cores"] == cfg["cores_per_generator"] for r in energy_rows)
+    for r in energy_rows:
+        per_core = r["samples_per_s_per_core"]["median"]
+        assert per_core == pytest.approx(r["samples_per_s"]["median"] / 2, rel=1e-9)
+        assert r["timed_batches"] >= 2 and r["rate_rel_error"] >= 0
+        assert r["batch"] >= (10 if r["kind_of_generator"] == "mc" else 4)  # --min-showers default 10
+    native_bf16 = bool({"avx512_bf16", "amx_bf16"} & set(host_info()["isa"]))
+    gan_precisions = {r["precision"] for r in energy_rows if r["kind_of_generator"] == "gan"}
+    assert gan_precisions == ({"fp32", "bf16"} if native_bf16 else {"fp32"})
+    assert ("bf16" in cfg["precisions_skipped"]) != native_bf16
+    for r in energy_rows:  # every precision carries the fidelity of showers generated at that precision
+        assert 0 <= r["fidelity"]["AUC_high_level"]["value"] <= 1
+    assert "every generator on the same 2 core(s)" in res.stdout
+
+
 def test_throughput_scans_the_gan_over_batch_sizes_and_cpu_threads(tmp_path):
     out = tmp_path / "t.json"
     res = run_cli("bench", "throughput", "--energies-gev", "10", "--gan-batches", "1,4", "--threads", "1,2",
@@ -131,5 +180,6 @@ def test_throughput_scans_the_gan_over_batch_sizes_and_cpu_threads(tmp_path):
     rows = load_result(out)["rows"]
     assert sorted(r["batch"] for r in rows if r.get("scan") == "batch") == [1, 4]
     assert sorted(r["threads"] for r in rows if r.get("scan") == "threads") == [1, 2]
+    assert sorted(r["cores"] for r in rows if r.get("scan") == "threads") == [1, 2]
     assert all(r["device"] == "cpu" for r in rows)
     assert "gan:run@500" in res.stdout and "AUC [floor p95]" in res.stdout

@@ -147,7 +147,8 @@ def _run_demo(cfg: DemoConfig, world, log) -> Path:
     world.barrier()
     tcfg = TrainConfig(domain="calo", data=out / "gflash.h5", out=run_dir, engine="ddp",
                        batch_size=8 if fine_tune else 4, steps=(500 if fine_tune else 0) + s["steps"],
-                       resume=fine_tune, seed=cfg.seed, progress=False, checkpoint_every=10**6)
+                       resume=fine_tune, seed=cfg.seed, progress=False, checkpoint_every=10**6,
+                       calo_arch="3dgan" if fine_tune else "factorised")
     last = pipe.step("train 3DGAN (DDP)", lambda: pipe.train(tcfg))
     if world.rank == 0:
         how = f"fine-tuned the shipped checkpoint {SHIPPED_CHECKPOINT.name} from step 500" if fine_tune else "from scratch"

@@ -61,3 +61,36 @@ def sized_batch(run: Callable[[int], object], seconds: float, max_n: int = 1 << 
             break
         n *= 2
     return min(max_n, max(1, round(seconds * n / max(elapsed, 1e-9))))
+
+
+def relative_error(rates_: list[float]) -> float:
+    """Relative standard error of the mean of repeated rates (std / √n / mean); inf for fewer than two."""
+    n = len(rates_)
+    if n < 2:
+        return float("inf")
+    mean = sum(rates_) / n
+    var = sum((r - mean) ** 2 for r in rates_) / (n - 1)
+    return (var / n) ** 0.5 / mean if mean > 0 else float("inf")
+
+
+def time_until_precise(fn: Callable[[], object], items: float, min_repeats: int, target_rel_error: float,
+                       max_seconds: float, agree: Callable[[bool], bool] = lambda more: more,
+                       clock: Callable[[], float] = time.perf_counter,
+                       sync: Callable[[], None] | None = None) -> list[float]:
+    """Seconds of repeated timed calls of ``fn`` (each processing ``items``), repeated until there are at least
+    ``min_repeats`` and the rate's relative standard error is at most ``target_rel_error``, or ``max_seconds`` of
+    timed calls have passed. ``agree(more)`` makes the decision collective (MPI: any rank wanting more → all go
+    on), so every rank times the same number of calls. No warm-up here: the caller warms up."""
+    times: list[float] = []
+    while True:
+        if sync:
+            sync()
+        t0 = clock()
+        fn()
+        if sync:
+            sync()
+        times.append(clock() - t0)
+        more = len(times) < min_repeats or (
+            relative_error(rates(items, times)) > target_rel_error and sum(times) < max_seconds)
+        if not agree(more):
+            return times

@@ -108,16 +108,47 @@ def _fidelity_cell(row: dict, key: str):
     return v
 
 
+def _speed_vs_fidelity(result: dict, stem: str, out_dir: Path) -> list[str]:
+    """Samples/s against classifier AUC, one panel per energy, one point per generator and precision (the
+    CaloChallenge's timing-against-AUC figure); the AUC floor p95 as a dotted line. Empty without AUCs."""
+    rows = [r for r in result["rows"] if not r.get("scan") and isinstance((r.get("fidelity") or {}).get("AUC_high_level"), dict)
+            and r.get("energy_gev") is not None]
+    if not rows:
+        return []
+    energies = sorted({r["energy_gev"] for r in rows})
+    fig = Figure(figsize=(3.2 * len(energies), 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(energies), squeeze=False)[0]
+    markers = dict(zip(sorted({(r["generator"], r.get("precision")) for r in rows}), "osD^v<>ph*"))
+    for ax, e in zip(axes, energies):
+        for r in (r for r in rows if r["energy_gev"] == e):
+            auc = r["fidelity"]["AUC_high_level"]
+            key = (r["generator"], r.get("precision"))
+            ax.errorbar(auc["value"], r["samples_per_s"]["median"], xerr=auc.get("spread") or 0, fmt=markers[key],
+                        capsize=2, label=" ".join(str(k) for k in key if k))
+            ax.axvline(auc["floor_p95"], color="grey", ls=":", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xlim(0.45, 1.02)
+        ax.set_xlabel("high-level classifier AUC")
+        ax.set_title(f"{fmt(e)} GeV", fontsize=10)
+    axes[0].set_ylabel(f"samples/s on {result['config'].get('cores_per_generator', '?')} core(s)")
+    axes[-1].legend(fontsize=7)
+    fig.suptitle("speed against fidelity (dotted: reference-vs-reference AUC floor p95)", fontsize=10)
+    return ["### Speed against fidelity", ""] + _save(fig, out_dir, f"{stem}_speed_vs_fidelity.png",
+                                                      "samples/s against classifier AUC per energy")
+
+
 def _render_throughput(result: dict, stem: str, out_dir: Path) -> list[str]:
     rows, ref = result["rows"], result["config"].get("reference")
+    lead = _speed_vs_fidelity(result, stem, out_dir)
     rate_key = next(k for k in _RATE_KEYS if any(_is_summary(r.get(k)) for r in rows))
     fid_keys = list(dict.fromkeys(k for r in rows for k, v in (r.get("fidelity") or {}).items()
                                   if isinstance(v, (dict, int, float))))
     flat = [{**r, **{f"fidelity.{k}": _fidelity_cell(r, k) for k in fid_keys}} for r in rows]
-    ident = [c for c in ("generator", "kind_of_generator", "device", "energy_gev", "batch")
+    ident = [c for c in ("generator", "kind_of_generator", "precision", "device", "cores", "energy_gev", "batch")
              if any(c in r for r in rows)]
     cols = ident + [rate_key] + [f"fidelity.{k}" for k in fid_keys]
-    lines = ["Measured throughput (median [min–max] over repeats):", ""] + _table(flat, cols)
+    lines = lead + ["Measured throughput (median [min–max] over repeats):", ""] + _table(flat, cols)
 
     fig, ax = _new_figure(f"{rate_key} vs energy ({stem})")
     energies = sorted({r["energy_gev"] for r in rows if r.get("energy_gev") is not None})

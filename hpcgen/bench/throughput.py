@@ -1,4 +1,4 @@
-"""Samples per second of the calorimeter Monte Carlos and of the 3DGAN generator, each with its fidelity.
+"""Samples per second of the calorimeter Monte Carlos and of the GAN generator, each with its fidelity, on equal cores.
 
 The question hpcgen exists for: how much faster is a GAN than the Monte Carlo it replaces, *at what fidelity*?
 Every throughput row therefore carries the fidelity of its generator against the reference Monte Carlo (the
@@ -7,11 +7,18 @@ high-level classifier AUC, S(E_vis/E_p) and the median per-layer S, each beside 
 (a reference of 2·fidelity_n cascade showers; every generator, the cascade itself included, gives fidelity_n).
 The Monte Carlo cost grows with energy (the cascade tracks every particle); the GAN's does not.
 
-Timing follows Horovod's synthetic benchmark: untimed warm-up (numba JIT, first torch calls), then repeated timed
-batches, median with min/max. Under ``mpirun -n N`` every rank measures the same thing at the same time and the
-row's samples/s is the sum over ranks (aggregate throughput of the job); fidelity is measured once, on rank 0.
-The GAN's achieved FLOP/s is compared with the peak of a float32 matmul measured in the same run.
-Anchors from the literature (CaloGAN, 3DGAN, Geant4 cost; shared/REFERENCE.md §4) go to the result's separate
+Equal hardware: under ``mpirun -n N`` every rank runs one thread (torch and numba alike) and times the same
+generator at the same time, so every generator — Monte Carlo or GAN — uses the same N cores, and a row's samples/s
+is the sum over ranks; ``cores`` and ``samples_per_s_per_core`` say so in every row. The GAN is timed at each
+precision the host runs natively (fp32; bf16 autocast where the CPU has AVX512-BF16 or AMX, or on a GPU), each
+with the fidelity of showers generated *at that precision*. int8 is not offered: PyTorch's CPU int8 paths
+(dynamic quantisation) cover Linear and recurrent layers, not the 3D (transposed) convolutions that carry the cost.
+
+Timing: an untimed warm-up (numba JIT, first torch calls), then timed batches of at least ``seconds`` each (and at
+least ``min_showers`` showers for a Monte Carlo), repeated until the relative standard error of the mean rate is at
+most ``target_rel_error`` (or ``max_seconds`` have been timed); the row reports median [min, max] and that error.
+The thread-count scan (``--threads``) is a separate set of rows with ``scan: threads`` and their own core count.
+Anchors from the literature (CaloGAN, 3DGAN, Geant4 cost; docs/throughput.md) go to the result's separate
 ``literature`` list, never into the measured rows.
 """
 
@@ -23,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpcgen.bench.harness import device_sync, rates, sized_batch, time_calls
+from hpcgen.bench.harness import device_sync, rates, relative_error, sized_batch, time_calls, time_until_precise
 from hpcgen.bench.results import display_path, host_info, make_result, summarise, write_result
 from hpcgen.config import DEVICES, check_choice
 from hpcgen.dist.launch import process_ranks, select_device
@@ -43,6 +50,25 @@ LITERATURE = [
 FIDELITY_METRICS = ("AUC_high_level", "S_e_vis_over_e_p", "S_layer_energy_median")
 # The evaluation's settings: the defaults, without the gradient-boosted cross-check (the rows use the DNN's AUC).
 FIDELITY_CONFIG = FidelityConfig(cross_check=False)
+PRECISIONS = ("fp32", "bf16")
+
+
+def native_precisions(device: torch.device, wanted) -> tuple[list[str], dict[str, str]]:
+    """(the precisions of ``wanted`` this host runs natively, {skipped: why})."""
+    from hpcgen.bench.results import host_info
+
+    ok, skipped = [], {}
+    for p in wanted:
+        if p == "bf16":
+            if device.type == "cuda":
+                native = torch.cuda.is_bf16_supported()
+            else:
+                native = bool({"avx512_bf16", "amx_bf16"} & set(host_info()["isa"]))
+            if not native:
+                skipped[p] = "no native bf16 (AVX512-BF16 or AMX) on this CPU" if device.type == "cpu" else "GPU lacks bf16"
+                continue
+        ok.append(p)
+    return ok, skipped
 
 
 @dataclasses.dataclass
@@ -54,7 +80,11 @@ class CaloThroughputConfig:
     energies_gev: tuple[float, ...] = (10.0, 50.0, 100.0, 200.0, 500.0)
     gan_batches: tuple[int, ...] = (1, 16, 64, 256)
     seconds: float = 1.0  # target length of one timed batch
-    repeats: int = 3
+    repeats: int = 3  # at least this many timed batches
+    target_rel_error: float = 0.02  # ... and more until the mean rate's relative standard error is this small
+    max_seconds: float = 30.0  # ... or this many seconds of timed batches per generator and energy
+    min_showers: int = 10  # a Monte Carlo batch holds at least this many showers
+    precisions: tuple[str, ...] = ("fp32", "bf16")  # the GAN's; those the host cannot run natively are skipped
     fidelity_n: int = 100  # showers per generator and energy for the fidelity
     seed: int = 0
     device: str = "auto"  # the GAN's device: auto (a GPU if torch sees one) | cpu | cuda; the Monte Carlos run on CPU
@@ -65,6 +95,11 @@ class CaloThroughputConfig:
             raise UserError(f"--energies-gev: expected energies within 1-1000 GeV, got {list(self.energies_gev)}")
         if self.fidelity_n < 10:
             raise UserError(f"--fidelity-n: expected >= 10 showers per energy, got {self.fidelity_n}")
+        if not 0 < self.target_rel_error < 1 or not self.max_seconds > 0 or self.min_showers < 1:
+            raise UserError("--target-rel-error / --max-seconds / --min-showers: expected (0, 1), > 0 and >= 1")
+        bad = [p for p in self.precisions if p not in PRECISIONS]
+        if bad or not self.precisions:
+            raise UserError(f"--precisions: expected some of {', '.join(PRECISIONS)}, got {list(self.precisions)}")
         check_throughput_config(self, "calo")
 
 
@@ -108,15 +143,15 @@ def gan_scans(name: str, sample, flops, cfg, device: torch.device, world, make_r
             for t in cfg.threads:
                 torch.set_num_threads(t)
                 world.barrier()
-                rows.append(make_row(batch, rates(batch, time_gan(sample, batch, cfg, device)))
+                rows.append(make_row(batch, rates(batch, time_gan(sample, batch, cfg, device)), t)
                             | {"scan": "threads", "threads": t})
         finally:
             torch.set_num_threads(before)
     return rows
 
 
-def _generators(cfg: CaloThroughputConfig, device: torch.device) -> dict:
-    """name → (kind, simulate(energies_gev) -> ecal GeV, flops per sample or None)."""
+def _generators(cfg: CaloThroughputConfig, device: torch.device, precisions: list[str]) -> tuple[list[dict], object]:
+    """[{name, kind, precision, simulate(energies_gev) -> ecal GeV, flops per sample or None}], geometry."""
     from hpcgen.jobs.generate import calo_sampler, load_generator
     from hpcgen.models import flops_per_sample
     from hpcgen.physics.calo_geometry import SamplingCalorimeter
@@ -125,21 +160,40 @@ def _generators(cfg: CaloThroughputConfig, device: torch.device) -> dict:
     g, ckpt = load_generator(Path(cfg.checkpoint), device)
     if ckpt["config"]["domain"] != "calo":
         raise UserError(f"--checkpoint: {cfg.checkpoint} is a {ckpt['config']['domain']} run; "
-                        "throughput --domain calo needs a 3DGAN run")
+                        "throughput --domain calo needs a calorimeter GAN run")
     geometry = SamplingCalorimeter.from_json(ckpt["data_meta"]["geometry"])
     rng = stream(cfg.seed, 1)
-    mc = {name: calo_simulator(name, **({"gflash_tune": "cascade"} if name == "gflash" else {}))
-          for name in (REFERENCE_MC, "gflash")}
-    gens = {name: ("mc", lambda e, f=f: f(np.asarray(e, dtype=np.float64), geometry, rng).ecal_gev, None)
-            for name, f in mc.items()}
-    gan = calo_sampler(g, ckpt["config"], device, torch.Generator().manual_seed(cfg.seed))
-    gens[f"gan:{ckpt['checkpoint_id']}"] = ("gan", gan, flops_per_sample(g, "calo"))
+    gens = []
+    for name in (REFERENCE_MC, "gflash"):
+        f = calo_simulator(name, **({"gflash_tune": "cascade"} if name == "gflash" else {}))
+        gens.append({"name": name, "kind": "mc", "precision": "fp64", "flops": None,
+                     "simulate": lambda e, f=f: f(np.asarray(e, dtype=np.float64), geometry, rng).ecal_gev})
+    flops = flops_per_sample(g, "calo")
+    for precision in precisions:
+        sampler = calo_sampler(g, ckpt["config"], device, torch.Generator().manual_seed(cfg.seed), precision=precision)
+        gens.append({"name": f"gan:{ckpt['checkpoint_id']}", "kind": "gan", "precision": precision, "flops": flops,
+                     "simulate": sampler})
     return gens, geometry
 
 
-def _time_mc(simulate, energy_gev: float, cfg: CaloThroughputConfig) -> tuple[int, list[float]]:
-    n = sized_batch(lambda k: simulate(np.full(k, energy_gev)), cfg.seconds)
-    return n, time_calls(lambda: simulate(np.full(n, energy_gev)), warmup=0, repeats=cfg.repeats)
+def _agree(world):
+    """Collective "go on timing?": any rank that wants more repeats keeps every rank going."""
+    return lambda more: world.allreduce_sum([float(more)])[0] > 0
+
+
+def _time_mc(simulate, energy_gev: float, cfg: CaloThroughputConfig, world) -> tuple[int, list[float]]:
+    n = max(cfg.min_showers, sized_batch(lambda k: simulate(np.full(k, energy_gev)), cfg.seconds))
+    n = int(world.bcast(n))  # every rank times the same batch
+    secs = time_until_precise(lambda: simulate(np.full(n, energy_gev)), n, cfg.repeats, cfg.target_rel_error,
+                              cfg.max_seconds, agree=_agree(world))
+    return n, secs
+
+
+def _time_gan(simulate, energy_gev: float, batch: int, cfg: CaloThroughputConfig, world,
+              device: torch.device) -> list[float]:
+    simulate(np.full(batch, energy_gev))  # warm-up
+    return time_until_precise(lambda: simulate(np.full(batch, energy_gev)), batch, cfg.repeats, cfg.target_rel_error,
+                              cfg.max_seconds, agree=_agree(world), sync=device_sync(device))
 
 
 def _fidelity(samples: dict, reference: np.ndarray, energy_gev: float, geometry, warn) -> dict[str, dict]:
@@ -194,56 +248,78 @@ def finish_throughput(cfg, world, device: torch.device, rows: list[dict], *, fid
 
 
 def run_calo_throughput(cfg: CaloThroughputConfig, world, log=print) -> dict | None:
-    """Measure every generator's samples/s with fidelity; rank 0 writes ``cfg.out`` and returns the result."""
+    """Measure every generator's samples/s with fidelity on the same cores; rank 0 writes ``cfg.out``."""
     device = resolve_device(cfg.device)
-    gens, geometry = _generators(cfg, device)
-    log(f"# throughput at fidelity | calo | {world.size} rank(s) × {torch.get_num_threads()} thread(s) | "
-        f"energies {list(cfg.energies_gev)} GeV | {cfg.repeats} timed batches of ~{cfg.seconds:g} s after warm-up | "
-        f"reference {REFERENCE_MC}")
-    rows = []
-    fidelity_by_energy = {}
-    for energy in cfg.energies_gev:
-        if world.rank == 0:
-            # The reference holds 2n showers (floor halves of n); every generator, the reference Monte Carlo
-            # itself included (an independent sample: what a perfect generator scores), gives n.
-            reference = gens[REFERENCE_MC][1](np.full(2 * cfg.fidelity_n, energy))
-            samples = {name: sim(np.full(cfg.fidelity_n, energy)) for name, (_, sim, _) in gens.items()}
-            fidelity_by_energy[energy] = _fidelity(samples, reference, energy, geometry,
-                                                   warn=lambda w: log(f"# warning: {w}"))
-        for name, (kind, sim, flops) in gens.items():
-            world.barrier()  # every rank times the same generator at the same time
-            if kind == "mc":
-                n, secs = _time_mc(sim, energy, cfg)
-            else:
-                n = max(cfg.gan_batches)
-                secs = time_gan(lambda b, sim=sim, energy=energy: sim(np.full(b, energy)), n, cfg, device)
-            rows.append(_row(name, kind, energy, n, rates(n, secs), world, flops,
-                             device.type if kind == "gan" else "cpu"))
-    scan_energy = min(cfg.energies_gev, key=lambda e: abs(e - 100.0))  # scans at the energy nearest 100 GeV
-    name, (_, sim, flops) = next((k, v) for k, v in gens.items() if v[0] == "gan")
-    rows += gan_scans(name, lambda b: sim(np.full(b, scan_energy)), flops, cfg, device, world,
-                      lambda b, r: _row(name, "gan", scan_energy, b, r, world, flops, device.type))
+    precisions, skipped = native_precisions(device, cfg.precisions)
+    gens, geometry = _generators(cfg, device, precisions)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)  # one core per rank for every generator (numba's Monte Carlos are single-threaded)
+    try:
+        rows, fidelity = _measure(cfg, world, device, gens, geometry, log)
+        gan = next(g for g in gens if g["kind"] == "gan")
+        scan_energy = min(cfg.energies_gev, key=lambda e: abs(e - 100.0))  # scans at the energy nearest 100 GeV
+        rows += gan_scans(gan["name"], lambda b: gan["simulate"](np.full(b, scan_energy)), gan["flops"], cfg, device,
+                          world, lambda b, r, t=1: _row(gan["name"], "gan", scan_energy, b, r, world, gan["flops"],
+                                                        device.type, precision=gan["precision"], threads_per_rank=t))
+    finally:
+        torch.set_num_threads(threads_before)
 
     def config(peak: float) -> dict:
         return {"domain": "calo", "reference": REFERENCE_MC, "energies_gev": list(cfg.energies_gev),
                 "gan_batches": list(cfg.gan_batches), "seconds": cfg.seconds, "repeats": cfg.repeats,
-                "fidelity_n": cfg.fidelity_n, "seed": cfg.seed, "checkpoint": display_path(cfg.checkpoint), "ranks": world.size,
-                "threads_per_rank": torch.get_num_threads(), "matmul_peak_flops_per_s": peak,
-                "gan_device": str(device), "threads_scan": list(cfg.threads),
+                "target_rel_error": cfg.target_rel_error, "max_seconds": cfg.max_seconds,
+                "min_showers": cfg.min_showers, "precisions": precisions, "precisions_skipped": skipped,
+                "fidelity_n": cfg.fidelity_n, "seed": cfg.seed, "checkpoint": display_path(cfg.checkpoint),
+                "ranks": world.size, "threads_per_rank": 1, "cores_per_generator": world.size,
+                "matmul_peak_flops_per_s": peak, "gan_device": str(device), "threads_scan": list(cfg.threads),
                 "gflash_tune": "cascade", "fidelity_metrics": list(FIDELITY_METRICS),
                 "fidelity_reference_n": 2 * cfg.fidelity_n, "fidelity": dataclasses.asdict(FIDELITY_CONFIG)}
 
     return finish_throughput(cfg, world, device, rows,
-                             fidelity=lambda row: fidelity_by_energy[row["energy_gev"]][row["generator"]],
+                             fidelity=lambda row: fidelity[(row["energy_gev"], row["generator"], row["precision"])],
                              config=config, literature=LITERATURE, headline=headline, log=log)
 
 
-def _row(name, kind, energy, batch, per_rank_rates, world, flops, device_type="cpu") -> dict:
+def _measure(cfg: CaloThroughputConfig, world, device: torch.device, gens: list[dict], geometry, log):
+    """The energy-scan rows (every generator and precision at every energy, one thread per rank) and their
+    fidelity {(energy, generator, precision): metrics} (rank 0 only; others get an empty dict)."""
+    log(f"# throughput at fidelity | calo | {world.size} rank(s) × 1 thread = {world.size} core(s) for every generator "
+        f"| energies {list(cfg.energies_gev)} GeV | ≥ {cfg.repeats} timed batches of ≥ {cfg.seconds:g} s, until the "
+        f"rate's standard error ≤ {cfg.target_rel_error:.0%} | reference {REFERENCE_MC}")
+    rows, fidelity = [], {}
+    for energy in cfg.energies_gev:
+        if world.rank == 0:
+            # The reference holds 2n showers (floor halves of n); every generator, the reference Monte Carlo
+            # itself included (an independent sample: what a perfect generator scores), gives n.
+            reference = gens[0]["simulate"](np.full(2 * cfg.fidelity_n, energy))
+            samples = {(g["name"], g["precision"]): g["simulate"](np.full(cfg.fidelity_n, energy)) for g in gens}
+            scored = _fidelity({f"{n}@{p}": x for (n, p), x in samples.items()}, reference, energy, geometry,
+                               warn=lambda w: log(f"# warning: {w}"))
+            fidelity.update({(energy, n, p): scored[f"{n}@{p}"] for n, p in samples})
+        for g in gens:
+            world.barrier()  # every rank times the same generator at the same time
+            if g["kind"] == "mc":
+                n, secs = _time_mc(g["simulate"], energy, cfg, world)
+            else:
+                n = max(cfg.gan_batches)
+                secs = _time_gan(g["simulate"], energy, n, cfg, world, device)
+            rows.append(_row(g["name"], g["kind"], energy, n, rates(n, secs), world, g["flops"],
+                             device.type if g["kind"] == "gan" else "cpu", precision=g["precision"]))
+    return rows, fidelity
+
+
+def _row(name, kind, energy, batch, per_rank_rates, world, flops, device_type="cpu", precision="fp32",
+         threads_per_rank: int = 1) -> dict:
     """One measured row; ``energy`` None where a sample has no primary energy (κ maps)."""
     # aggregate throughput of the job: each timed repetition summed over ranks (they ran at the same time)
     total = [sum(world.allreduce_sum([r])) for r in per_rank_rates] if world.size > 1 else per_rank_rates
-    row = {"generator": name, "kind_of_generator": kind, "energy_gev": None if energy is None else float(energy),
-           "batch": int(batch), "device": device_type, "samples_per_s": summarise(total)}
+    cores = world.size * threads_per_rank
+    row = {"generator": name, "kind_of_generator": kind, "precision": precision,
+           "energy_gev": None if energy is None else float(energy), "batch": int(batch), "device": device_type,
+           "cores": cores if device_type == "cpu" else None, "samples_per_s": summarise(total),
+           "rate_rel_error": relative_error(total), "timed_batches": len(total)}
+    if device_type == "cpu":
+        row["samples_per_s_per_core"] = summarise([t / cores for t in total])
     if flops:
         row["flops_per_sample"] = int(flops)
     return row
@@ -254,7 +330,9 @@ def headline(result: dict) -> list[str]:
     fidelity metric as value [floor p95]; the reference Monte Carlo's own row is an independent sample of it."""
     rows = [r for r in result["rows"] if not r.get("scan")]
     ref = {r["energy_gev"]: r["samples_per_s"]["median"] for r in rows if r["generator"] == result["config"]["reference"]}
-    lines = [f"{'generator':<22} {'E GeV':>6} {'samples/s':>11} {'× ' + result['config']['reference']:>11} "
+    cores = result["config"].get("cores_per_generator")
+    lines = [f"every generator on the same {cores} core(s)" if cores else "cores not recorded",
+             f"{'generator':<22} {'prec':>5} {'E GeV':>6} {'samples/s':>11} {'± %':>5} {'× ' + result['config']['reference']:>11} "
              f"{'AUC [floor p95]':>22} {'S(Evis/Ep) [p95]':>18} {'S(layers) [p95]':>18}"]
 
     def cell(f: dict, key: str, width: int) -> str:
@@ -266,7 +344,9 @@ def headline(result: dict) -> list[str]:
 
     for r in rows:
         f, e = r["fidelity"], r["energy_gev"]
-        lines.append(f"{r['generator']:<22} {e:>6g} {r['samples_per_s']['median']:>11.4g} "
-                     f"{r['samples_per_s']['median'] / ref[e]:>11.4g} {cell(f, 'AUC_high_level', 22)} "
+        err = r.get("rate_rel_error")
+        err = f"{100 * err:>5.1f}" if err is not None and err != float("inf") else f"{'–':>5}"
+        lines.append(f"{r['generator']:<22} {r.get('precision', ''):>5} {e:>6g} {r['samples_per_s']['median']:>11.4g} "
+                     f"{err} {r['samples_per_s']['median'] / ref[e]:>11.4g} {cell(f, 'AUC_high_level', 22)} "
                      f"{cell(f, 'S_e_vis_over_e_p', 18)} {cell(f, 'S_layer_energy_median', 18)}")
     return lines

@@ -213,7 +213,7 @@ def run_cosmo_throughput(cfg: CosmoThroughputConfig, world, log=print) -> dict |
     """Measure every generator's maps/s with fidelity; rank 0 writes ``cfg.out`` and returns the result."""
     device = resolve_device(cfg.device)
     gens, spec, pm, meta = _generators(cfg, device, world.rank)
-    log(f"# throughput at fidelity | cosmo | {world.size} rank(s) × {torch.get_num_threads()} thread(s) | "
+    log(f"# throughput at fidelity | cosmo | {world.size} rank(s) × 1 thread = {world.size} core(s) per generator | "
         f"{spec.pixels}² maps over {spec.field_deg:g}°, z_s {spec.z_source:g} | PM {pm.n_particles_side}³ × "
         f"{pm.n_steps} steps | {cfg.repeats} timed batches of ~{cfg.seconds:g} s after warm-up | "
         f"reference {REFERENCE_MC}")
@@ -224,18 +224,25 @@ def run_cosmo_throughput(cfg: CosmoThroughputConfig, world, log=print) -> dict |
     rows = []
     rng = stream(cfg.seed, 3, world.rank)
     gan_name = next(k for k, v in gens.items() if v[0] == "gan")
-    for name, (kind, make, flops) in gens.items():
-        world.barrier()  # every rank times the same generator at the same time
-        if kind == "mc":
-            n, secs = _time_mc(make, rng, cfg, spec.pixels)
-        else:
-            n = max(cfg.gan_batches)
-            secs = time_gan(lambda b, make=make: make(b, rng), n, cfg, device)
-        # maps have no primary energy: energy_gev None
-        rows.append(_row(name, kind, None, n, rates(n, secs), world, flops, device.type if kind == "gan" else "cpu"))
-    _, make_gan, gan_flops = gens[gan_name]
-    rows += gan_scans(gan_name, lambda b: make_gan(b, rng), gan_flops, cfg, device, world,
-                      lambda b, r: _row(gan_name, "gan", None, b, r, world, gan_flops, device.type))
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)  # equal hardware: one core per rank for the Monte Carlos and the GAN alike
+    try:
+        for name, (kind, make, flops) in gens.items():
+            world.barrier()  # every rank times the same generator at the same time
+            if kind == "mc":
+                n, secs = _time_mc(make, rng, cfg, spec.pixels)
+            else:
+                n = max(cfg.gan_batches)
+                secs = time_gan(lambda b, make=make: make(b, rng), n, cfg, device)
+            # maps have no primary energy: energy_gev None
+            rows.append(_row(name, kind, None, n, rates(n, secs), world, flops,
+                             device.type if kind == "gan" else "cpu"))
+        _, make_gan, gan_flops = gens[gan_name]
+        rows += gan_scans(gan_name, lambda b: make_gan(b, rng), gan_flops, cfg, device, world,
+                          lambda b, r, t=1: _row(gan_name, "gan", None, b, r, world, gan_flops, device.type,
+                                                 threads_per_rank=t))
+    finally:
+        torch.set_num_threads(threads_before)
 
     def config(peak: float) -> dict:
         return {"domain": "cosmo", "reference": REFERENCE_MC, "fidelity_n": cfg.fidelity_n,
@@ -247,7 +254,7 @@ def run_cosmo_throughput(cfg: CosmoThroughputConfig, world, log=print) -> dict |
                        "n_steps": pm.n_steps, "a_start": pm.a_start, "maps_per_realisation": pm.maps_per_realisation},
                 "gan_batches": list(cfg.gan_batches), "seconds": cfg.seconds, "repeats": cfg.repeats,
                 "seed": cfg.seed, "checkpoint": display_path(cfg.checkpoint), "ranks": world.size,
-                "threads_per_rank": torch.get_num_threads(), "matmul_peak_flops_per_s": peak,
+                "threads_per_rank": 1, "cores_per_generator": world.size, "matmul_peak_flops_per_s": peak,
                 "fidelity_keys": FIDELITY_KEYS, "fidelity_floor": floor, "fidelity_ell_valid_range": ell_valid,
                 "gan_device": str(device),
                 "threads_scan": list(cfg.threads)}

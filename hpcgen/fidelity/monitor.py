@@ -46,8 +46,8 @@ def quick_score(ref: CaloSample, test: CaloSample, seed: int = 0) -> dict:
     discrete = [g for g in groups if g["energy_gev"] is not None] or groups  # continuous energies: pooled only
     for g in discrete:
         r, t = g["response"]["ref"], g["response"]["test"]
-        per_energy[g["label"]] = {"mean_rel_error": t["mean"] / r["mean"] - 1,
-                                             "width_rel_error": t["rel_width"] / r["rel_width"] - 1}
+        width = float("inf") if t["rel_width"] is None else t["rel_width"] / r["rel_width"] - 1  # empty showers
+        per_energy[g["label"]] = {"mean_rel_error": t["mean"] / r["mean"] - 1, "width_rel_error": width}
     out = {"n_per_class": pooled["AUC_high_level"]["n_per_class"],
            "AUC_high_level": pooled["AUC_high_level"]["value"],
            "AUC_high_level_floor": pooled["AUC_high_level"]["floor_p50"]}

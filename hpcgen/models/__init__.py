@@ -48,7 +48,7 @@ def build_gan(domain: str, **options) -> tuple[nn.Module, nn.Module]:
         bad = sorted(set(options) & {"output_scale", "dropout"})
         if bad:
             raise ValueError(f"calo option(s) {', '.join(bad)} belong to arch '3dgan', not 'factorised'")
-        g_opts = {k: options[k] for k in ("latent_dim", "image_shape", "sampling_fraction") if k in options}
+        g_opts = {k: options[k] for k in ("latent_dim", "image_shape", "sampling_fraction", "threshold") if k in options}
         d_opts = {k: options[k] for k in ("image_shape", "threshold", "sampling_fraction", "physics", "spectral_norm")
                   if k in options}
         return FactorisedGenerator(**g_opts), FactorisedDiscriminator(**d_opts)

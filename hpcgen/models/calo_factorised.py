@@ -5,14 +5,17 @@ E_p; in a CPU budget it does not (docs/calo_gan.md). This model takes the energy
 two-stage designs do — CaloFlow (Krause & Shih, arXiv:2106.05285) and CaloDREAM (Favaro et al., arXiv:2405.09629)
 first generate the energy, then a normalised shape:
 
-- the generator emits **shape logits** over all cells, turned into a unit-sum shape by a softmax (cell energies span
+- the generator emits **shape logits** over all cells — a learnable template started at the log of the training
+  data's mean shape, plus the decoder's output — turned into a unit-sum shape by a softmax (cell energies span
   six decades, so log space is the natural output), and a **response** r = E_vis / E_p as
   ``exp(log_sf + δ(z, E_p))`` — the data's mean sampling fraction times a learned, noise-dependent factor, so E_vis
   follows E_p from the first step and the GAN learns its distribution and its correlation with the shape;
 - the shape decoder is a stack of stride-2 transposed 3D convolutions from a 4³-ish grid to the calorimeter, each
   conditioned on log(E_p/100 GeV) by FiLM (Perez et al., arXiv:1709.07871) and given per-cell noise
   (StyleGAN's noise inputs, Karras et al., arXiv:1812.04948) for cell-to-cell fluctuations;
-- the discriminator sees log(1 + cell/threshold) through stride-2 3D convolutions (25³ → 13³ → 7³ → 4³, not the
+- the discriminator sees log(1 + cell/threshold) times a soft above-threshold indicator (a softmax never gives an
+  exact zero; a Monte Carlo shower leaves 90–99 % of the cells empty, and the comparison that matters is above the
+  0.1-MIP hit threshold) through stride-2 3D convolutions (25³ → 13³ → 7³ → 4³, not the
   3DGAN's five full-resolution 5³ convolutions), plus a **physics branch**: differentiable versions of the
   high-level observables the fidelity classifier reads (E_vis/E_p, layer fractions, centroids and widths along
   x, y and depth, a soft hit count at the same 0.1-MIP threshold), standardised by statistics of the training data;
@@ -92,15 +95,19 @@ class _UpBlock(nn.Module):
 class FactorisedGenerator(nn.Module):
     """(noise, E_p) → showers (B, X, Y, Z) ≥ 0 whose sum is E_p · r, r = exp(log_sf + δ(noise, E_p)).
 
+    In eval mode (generation) cells at or below ``threshold`` are set to 0, as a read-out does; training sees the
+    smooth softmax tails, which the discriminator views through :func:`readout_view`.
+
     Args:
         latent_dim: noise length.
         image_shape: cells (X, Y, Z).
         sampling_fraction: the data's mean E_vis / E_p in network units (the response's starting point).
+        threshold: the hit threshold in network units (0 = keep every cell).
         channels: decoder channels from the coarsest grid up (one per up-sampling, three).
     """
 
     def __init__(self, latent_dim: int = 64, image_shape=(25, 25, 25), sampling_fraction: float = 1.0,
-                 channels=(64, 32, 16)) -> None:
+                 threshold: float = 0.0, channels=(64, 32, 16)) -> None:
         super().__init__()
         if int(latent_dim) < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
@@ -110,18 +117,31 @@ class FactorisedGenerator(nn.Module):
         self.image_shape = tuple(int(s) for s in image_shape)
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise ValueError(f"image_shape must be three positive cell counts, got {image_shape}")
+        if float(threshold) < 0:
+            raise ValueError(f"threshold must be >= 0, got {threshold}")
+        self.threshold = float(threshold)
         self.register_buffer("log_sf", torch.tensor(math.log(float(sampling_fraction))))
         sizes = halvings(self.image_shape)[::-1]  # coarse → fine
         c0 = channels[0]
         self.base_size = sizes[0]
-        self.trunk = nn.Sequential(nn.Linear(self.latent_dim + 1, 256), nn.LeakyReLU(_SLOPE))
-        self.to_grid = nn.Linear(256, c0 * math.prod(sizes[0]))
-        self.response = nn.Sequential(nn.Linear(256 + 1, 64), nn.LeakyReLU(_SLOPE), nn.Linear(64, 1))
+        self.trunk = nn.Sequential(nn.Linear(self.latent_dim + 1, 128), nn.LeakyReLU(_SLOPE))
+        self.to_grid = nn.Linear(128, c0 * math.prod(sizes[0]))
+        self.response = nn.Sequential(nn.Linear(128 + 1, 64), nn.LeakyReLU(_SLOPE), nn.Linear(64, 1))
         nn.init.zeros_(self.response[-1].weight)
         nn.init.zeros_(self.response[-1].bias)
+        # the data's mean log-shape, added to the logits (set by fit_template before training): the network starts
+        # from the average shower and learns its dependence on E_p and its fluctuations
+        self.template = nn.Parameter(torch.zeros(self.image_shape))
         chans = list(channels) + [channels[-1] // 2]
         self.blocks = nn.ModuleList(_UpBlock(chans[i], chans[i + 1], sizes[i], sizes[i + 1], 1) for i in range(3))
         self.head = nn.Conv3d(chans[-1], 1, 3, padding=1)
+
+    @torch.no_grad()
+    def fit_template(self, x: torch.Tensor, floor: float = 1e-9) -> None:
+        """Set the logits' template to log(mean unit-sum shape of showers x + floor)."""
+        total = x.float().sum(dim=(1, 2, 3)).clamp_min(1e-30)
+        mean_shape = (x.float() / total[:, None, None, None]).mean(0)
+        self.template.copy_(torch.log(mean_shape + floor))
 
     def log_response(self, noise: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
         """(B,) log(E_vis / E_p) in network units for this noise (the response alone, for tests and plots)."""
@@ -140,9 +160,12 @@ class FactorisedGenerator(nn.Module):
         h = F.leaky_relu(self.to_grid(h0), _SLOPE).view(-1, self.blocks[0].up.in_channels, *self.base_size)
         for block in self.blocks:
             h = block(h, c)
-        logits = self.head(h).float().flatten(1)
+        logits = (self.head(h).float().squeeze(1) + self.template).flatten(1)
         shape = torch.softmax(logits, dim=1).view(-1, *self.image_shape)
-        return shape * (energy_gev.float() * torch.exp(log_r))[:, None, None, None]
+        x = shape * (energy_gev.float() * torch.exp(log_r))[:, None, None, None]
+        if not self.training and self.threshold > 0:  # generation: cells below the readout threshold read 0
+            x = torch.where(x > self.threshold, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        return x
 
 
 def physics_features(x: torch.Tensor, energy_gev: torch.Tensor, log_sf: float, threshold: float,
@@ -165,10 +188,20 @@ def physics_features(x: torch.Tensor, energy_gev: torch.Tensor, log_sf: float, t
         var = (profile * pos**2).sum(1) - mean**2
         moments.append((mean, var.clamp_min(1e-6).sqrt()))
     cols += [m for m, _ in moments] + [s for _, s in moments]
-    soft_hits = torch.sigmoid(torch.log(x.clamp_min(1e-30) / threshold) / temperature).sum(dim=(1, 2, 3))
-    cols.append(torch.log1p(soft_hits))
+    cols.append(torch.log1p(soft_hits(x, threshold, temperature).sum(dim=(1, 2, 3))))
     layer_fraction = p.sum(dim=(1, 2))
     return torch.cat([torch.stack(cols, dim=1), layer_fraction], dim=1)
+
+
+def soft_hits(x: torch.Tensor, threshold: float, temperature: float = 0.3) -> torch.Tensor:
+    """Per-cell soft indicator of "above the hit threshold": sigmoid(ln(cell/threshold) / temperature)."""
+    return torch.sigmoid(torch.log(x.float().clamp_min(1e-30) / threshold) / temperature)
+
+
+def readout_view(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """What the discriminator's CNN sees of cells x ≥ 0: log(1 + x/threshold) times the soft hit indicator, so a
+    cell far below the threshold is 0 whether it is exactly empty (Monte Carlo) or a softmax tail (generator)."""
+    return torch.log1p(x.float().clamp_min(0) / threshold) * soft_hits(x, threshold) / 4.0
 
 
 def _sn(module: nn.Module, on: bool) -> nn.Module:
@@ -207,20 +240,22 @@ class FactorisedDiscriminator(nn.Module):
             layers += [_sn(nn.Conv3d(c_in, c_out, 3, stride=2, padding=1), sn), nn.LeakyReLU(_SLOPE),
                        _sn(nn.Conv3d(c_out, c_out, 3, padding=1), sn), nn.LeakyReLU(_SLOPE)]
             c_in = c_out
-        layers += [nn.Flatten(), _sn(nn.Linear(c_in * math.prod(sizes[-1]), 256), sn), nn.LeakyReLU(_SLOPE)]
+        layers += [nn.Flatten(), _sn(nn.Linear(c_in * math.prod(sizes[-1]), 128), sn), nn.LeakyReLU(_SLOPE)]
         self.cnn = nn.Sequential(*layers)
         n_feat = N_PHYSICS + self.image_shape[2]
         self.register_buffer("feature_mean", torch.zeros(n_feat))
         self.register_buffer("feature_std", torch.ones(n_feat))
-        joint = 256 + 1
+        joint = 128 + 1
         if self.physics:
-            self.phys = nn.Sequential(_sn(nn.Linear(n_feat + 1, 256), sn), nn.LeakyReLU(_SLOPE),
-                                      _sn(nn.Linear(256, 256), sn), nn.LeakyReLU(_SLOPE))
-            joint += 256
-        self.head = nn.Sequential(_sn(nn.Linear(joint, 256), sn), nn.LeakyReLU(_SLOPE), _sn(nn.Linear(256, 1), sn))
+            self.phys = nn.Sequential(_sn(nn.Linear(n_feat + 1, 128), sn), nn.LeakyReLU(_SLOPE),
+                                      _sn(nn.Linear(128, 128), sn), nn.LeakyReLU(_SLOPE))
+            joint += 128
+        self.head = nn.Sequential(_sn(nn.Linear(joint, 128), sn), nn.LeakyReLU(_SLOPE), _sn(nn.Linear(128, 1), sn))
 
     def features(self, x: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
-        return physics_features(x, energy_gev, self.log_sf, self.threshold)
+        """Physics features of the read-out shower: every cell weighted by its soft above-threshold indicator, so
+        energy a generator spreads below the threshold (which generation zeroes) counts for nothing."""
+        return physics_features(x.float() * soft_hits(x, self.threshold), energy_gev, self.log_sf, self.threshold)
 
     @torch.no_grad()
     def fit_feature_scaling(self, x: torch.Tensor, energy_gev: torch.Tensor) -> None:
@@ -232,10 +267,12 @@ class FactorisedDiscriminator(nn.Module):
         if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}")
         c = energy_condition(energy_gev)
-        u = torch.log1p(x.clamp_min(0) / self.threshold) / 4.0
-        parts = [self.cnn(u.unsqueeze(1)), c.to(u.dtype)]
+        parts = [self.cnn(readout_view(x, self.threshold).unsqueeze(1)), c]
         if self.physics:
             f = (self.features(x, energy_gev) - self.feature_mean) / self.feature_std
-            parts.append(self.phys(torch.cat([f, c], dim=1).to(u.dtype)))
-        h = torch.cat([p.to(parts[0].dtype) for p in parts], dim=1)
+            parts.append(self.phys(torch.cat([f, c], dim=1)))
+        parts[1] = parts[1].to(parts[0].dtype)
+        if self.physics:
+            parts[2] = parts[2].to(parts[0].dtype)
+        h = torch.cat(parts, dim=1)
         return self.head(h).squeeze(1).float()

@@ -183,6 +183,9 @@ def _train(cfg: TrainConfig, engine, images, cond, task_kwargs, data_meta) -> di
         if ckpt["config"]["domain"] != cfg.domain or ckpt["config"]["batch_size"] != cfg.batch_size:
             raise UserError(f"--resume: {cfg.out} was trained as {ckpt['config']['domain']} with --batch-size "
                             f"{ckpt['config']['batch_size']}; resume with the same settings")
+        arch = ckpt["config"].get("calo_arch", "3dgan")  # checkpoints from before the choice are 3DGAN runs
+        if cfg.domain == "calo" and arch != cfg.calo_arch:
+            raise UserError(f"--resume: {cfg.out} holds a {arch} run; resume it with --calo-arch {arch}")
         task.load_state(ckpt["state"])
         set_rng_state(ckpt["rng"][rank], noise_gen)
         start = int(ckpt["step"])

@@ -221,6 +221,7 @@ class CaloFactorisedTask(GANTask):
         if fit_sample is not None:  # physics-feature standardisation from real showers (the same on every rank)
             x, e = self.to_network(*fit_sample)
             self.engine.unwrap(self.D).fit_feature_scaling(x, e)
+            g.fit_template(x)
         self.G_ema = copy.deepcopy(g).requires_grad_(False) if cfg.g_ema > 0 else None
         self.ema_updates = 0
 
