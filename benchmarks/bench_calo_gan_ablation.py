@@ -26,12 +26,15 @@ from pathlib import Path
 
 from bench_common import summarise, write_result
 
-# arm name -> flags on top of the default recipe (`hpcgen train calo` defaults: factorised, hinge, physics D,
-# spectral norm, EMA 0.999, fp32)
+# arm name -> flags on top of the default recipe (`hpcgen train calo` defaults: factorised, hinge, D reading cells and
+# physics features, feature matching 1, spectral norm, EMA 0.999, fp32)
 ARMS: dict[str, list[str]] = {
     "factorised": [],
     "3dgan": ["--calo-arch", "3dgan"],
-    "no_physics_d": ["--no-physics-d"],
+    "d_cells_only": ["--d-view", "cells"],
+    "d_physics_only": ["--d-view", "physics"],
+    "no_feature_matching": ["--feature-matching", "0"],
+    "feature_matching_10": ["--feature-matching", "10"],
     "bce_loss": ["--calo-loss", "bce"],
     "no_spectral_norm": ["--no-spectral-norm"],
     "no_ema": ["--g-ema", "0"],

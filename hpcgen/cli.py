@@ -170,8 +170,11 @@ def _add_train(sub) -> None:
     c.add_argument("--calo-loss", default="hinge", help="factorised: hinge (default) | bce (non-saturating)")
     c.add_argument("--lr", type=float, default=None,
                    help="learning rate (default: 3dgan 1e-3 RMSprop, factorised 2e-4 Adam, cosmo 2e-4 Adam)")
-    c.add_argument("--no-physics-d", action="store_true", help="factorised: no physics-feature branch in D")
+    c.add_argument("--d-view", default="both",
+                   help="factorised: what D reads — both (cells + physics features), physics, cells")
     c.add_argument("--no-spectral-norm", action="store_true", help="factorised: no spectral norm in D")
+    c.add_argument("--feature-matching", type=float, default=1.0,
+                   help="factorised: weight of matching the batch mean and spread of the physics features in G's loss")
     c.add_argument("--g-ema", type=float, default=0.999,
                    help="factorised: decay of G's weight average that generation uses (0 = off)")
     c.add_argument("--eval-data", type=Path, default=None,
@@ -681,7 +684,8 @@ def _train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every, lr_scaling=args.lr_scaling, warmup_steps=args.warmup_steps,
         device=args.device, bf16=args.bf16, ops_impl=args.ops_impl, g_steps=args.g_steps, sigma8_conditioning=args.sigma8_conditioning,
         spectral_loss=args.spectral_loss, progress=_progress(args), calo_arch=args.calo_arch, calo_loss=args.calo_loss,
-        physics_d=not args.no_physics_d, spectral_norm=not args.no_spectral_norm, g_ema=args.g_ema,
+        d_view=args.d_view, spectral_norm=not args.no_spectral_norm, g_ema=args.g_ema,
+        feature_matching=args.feature_matching,
         eval_data=args.eval_data, eval_every=args.eval_every, time_limit_s=args.time_limit_s, **_lr_option(args))
     if args.timeout_s <= 0:
         raise UserError(f"--timeout-s: expected > 0, got {args.timeout_s}")

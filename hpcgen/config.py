@@ -121,6 +121,7 @@ class SimulateCaloConfig:
 TRAIN_DOMAINS = ("calo", "cosmo")
 CALO_ARCHS = ("3dgan", "factorised")  # hpcgen.models.CALO_ARCHS, spelt out so that configs do not import torch
 CALO_LOSSES = ("hinge", "bce")
+D_VIEWS = ("both", "physics", "cells")  # hpcgen.models.calo_factorised.D_VIEWS
 ENGINES = ("ddp", "horovod")
 LR_SCALINGS = ("none", "linear")
 
@@ -161,8 +162,9 @@ class TrainConfig:
     calo_arch: str = "factorised"
     calo_loss: str = "hinge"
     lr_factorised: float = 2e-4
-    physics_d: bool = True  # the factorised discriminator's physics-feature branch
+    d_view: str = "both"  # what the factorised discriminator reads: both | physics | cells
     spectral_norm: bool = True
+    feature_matching: float = 1.0  # weight of the physics-feature matching term in the factorised G loss
     g_ema: float = 0.999  # decay of the generator's weight average (0 = off); generate samples the average
     # fidelity monitor: every eval_every steps rank 0 scores the generator against eval_data (metrics.jsonl)
     eval_data: Path | None = None
@@ -209,6 +211,10 @@ class TrainConfig:
             raise UserError(f"--calo-arch: expected one of {', '.join(CALO_ARCHS)}, got {self.calo_arch!r}")
         if self.calo_loss not in CALO_LOSSES:
             raise UserError(f"--calo-loss: expected one of {', '.join(CALO_LOSSES)}, got {self.calo_loss!r}")
+        if self.d_view not in D_VIEWS:
+            raise UserError(f"--d-view: expected one of {', '.join(D_VIEWS)}, got {self.d_view!r}")
+        if self.feature_matching < 0:
+            raise UserError(f"--feature-matching: expected a weight >= 0, got {self.feature_matching}")
         if not 0 <= self.g_ema < 1:
             raise UserError(f"--g-ema: expected a decay in [0, 1), got {self.g_ema}")
         if not self.lr_factorised > 0 or not self.lr_calo > 0:

@@ -55,6 +55,9 @@ def quick_score(ref: CaloSample, test: CaloSample, seed: int = 0) -> dict:
         value, floor = pooled[name]["value"], pooled[name]["floor_p50"]
         out[name], out[f"{name}_floor"] = value, floor
         out[f"{name}_over_floor"] = value / floor if floor > 0 else float("inf")
+    # every pooled separation power over its floor (the shape observables a target list leaves out: widths, hits)
+    out["S_over_floor"] = {k: m["value"] / m["floor_p50"] if m["floor_p50"] > 0 else float("inf")
+                           for k, m in pooled.items() if k.startswith("S_")}
     errors = list(per_energy.values())
     out["response_mean_rel_error_max"] = float(max(abs(e["mean_rel_error"]) for e in errors))
     out["response_width_rel_error_max"] = float(max(abs(e["width_rel_error"]) for e in errors))

@@ -7,9 +7,11 @@ first generate the energy, then a normalised shape:
 
 - the generator emits **shape logits** over all cells — a learnable template started at the log of the training
   data's mean shape, plus the decoder's output — turned into a unit-sum shape by a softmax (cell energies span
-  six decades, so log space is the natural output), and a **response** r = E_vis / E_p as
-  ``exp(log_sf + δ(z, E_p))`` — the data's mean sampling fraction times a learned, noise-dependent factor, so E_vis
-  follows E_p from the first step and the GAN learns its distribution and its correlation with the shape;
+  six decades, so log space is the natural output), and a **response** r = E_vis / E_p with
+  log r = μ(E_p) + σ(E_p)·z₀ + δ(z, E_p): a Gaussian prior fitted to the training data (mean and width quadratic
+  in log E_p, drawn with the first noise component, which the shape network also sees) plus a learned correction,
+  so E_vis follows E_p with the right spread from the first step and the GAN learns the rest of the response's
+  distribution and its correlation with the shape;
 - the shape decoder is a stack of stride-2 transposed 3D convolutions from a 4³-ish grid to the calorimeter, each
   conditioned on log(E_p/100 GeV) by FiLM (Perez et al., arXiv:1709.07871) and given per-cell noise
   (StyleGAN's noise inputs, Karras et al., arXiv:1812.04948) for cell-to-cell fluctuations;
@@ -36,6 +38,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 ENERGY_REF_GEV = 100.0
+D_VIEWS = ("both", "physics", "cells")
 N_PHYSICS = 8  # physics-branch features besides the layer fractions: log r, 3 centroids, 3 widths, log hit count
 _SLOPE = 0.2
 
@@ -93,10 +96,11 @@ class _UpBlock(nn.Module):
 
 
 class FactorisedGenerator(nn.Module):
-    """(noise, E_p) → showers (B, X, Y, Z) ≥ 0 whose sum is E_p · r, r = exp(log_sf + δ(noise, E_p)).
+    """(noise, E_p) → showers (B, X, Y, Z) ≥ 0 whose sum is E_p · r, log r = μ(c) + σ(c)·noise₀ + δ(noise, c).
 
-    In eval mode (generation) cells at or below ``threshold`` are set to 0, as a read-out does; training sees the
-    smooth softmax tails, which the discriminator views through :func:`readout_view`.
+    Cells at or below ``threshold`` read 0 (in training softly, by :func:`soft_hits`, so gradients pass) and their
+    energy is shared among the read-out cells. ``fit_template`` and ``fit_response`` start the shape and the response
+    from the training data; the trainer calls them before the first step.
 
     Args:
         latent_dim: noise length.
@@ -129,25 +133,63 @@ class FactorisedGenerator(nn.Module):
         self.response = nn.Sequential(nn.Linear(128 + 1, 64), nn.LeakyReLU(_SLOPE), nn.Linear(64, 1))
         nn.init.zeros_(self.response[-1].weight)
         nn.init.zeros_(self.response[-1].bias)
-        # the data's mean log-shape, added to the logits (set by fit_template before training): the network starts
-        # from the average shower and learns its dependence on E_p and its fluctuations
+        # the data's mean log-shape at log(E_p/100 GeV) = c is template + c · template_slope (fit_template sets
+        # both before training): the network starts from the average shower at each energy and learns the rest
         self.template = nn.Parameter(torch.zeros(self.image_shape))
+        self.template_slope = nn.Parameter(torch.zeros(self.image_shape))
+        # log r ~ N(μ(c), σ(c)) with μ, log σ quadratic in c (fit_response sets them): the response's analytic
+        # prior, drawn with the first noise component so the shape network sees the draw; δ(noise, c) corrects it
+        self.register_buffer("response_mean_coef", torch.tensor([math.log(float(sampling_fraction)), 0.0, 0.0]))
+        self.register_buffer("response_log_width_coef", torch.tensor([math.log(1e-6), 0.0, 0.0]))
         chans = list(channels) + [channels[-1] // 2]
         self.blocks = nn.ModuleList(_UpBlock(chans[i], chans[i + 1], sizes[i], sizes[i + 1], 1) for i in range(3))
         self.head = nn.Conv3d(chans[-1], 1, 3, padding=1)
 
     @torch.no_grad()
-    def fit_template(self, x: torch.Tensor, floor: float = 1e-9) -> None:
-        """Set the logits' template to log(mean unit-sum shape of showers x + floor)."""
-        total = x.float().sum(dim=(1, 2, 3)).clamp_min(1e-30)
-        mean_shape = (x.float() / total[:, None, None, None]).mean(0)
-        self.template.copy_(torch.log(mean_shape + floor))
+    def fit_template(self, x: torch.Tensor, energy_gev: torch.Tensor, bins: int = 4, floor: float = 1e-9) -> None:
+        """Set template and template_slope to the least-squares line, per cell, through log(mean unit-sum shape +
+        floor) of the showers x in ``bins`` quantile bins of log(E_p/100 GeV)."""
+        shapes = x.float() / x.float().sum(dim=(1, 2, 3)).clamp_min(1e-30)[:, None, None, None]
+        c = energy_condition(energy_gev).squeeze(1)
+        order = torch.argsort(c)
+        groups = [g for g in torch.tensor_split(order, min(bins, len(c))) if len(g)]
+        cs = torch.stack([c[g].mean() for g in groups])
+        logs = torch.stack([torch.log(shapes[g].mean(0) + floor) for g in groups])
+        if len(groups) < 2 or float(cs.std()) == 0:
+            self.template.copy_(logs.mean(0))
+            self.template_slope.zero_()
+            return
+        dc = cs - cs.mean()
+        slope = (dc[:, None, None, None] * (logs - logs.mean(0))).sum(0) / (dc**2).sum()
+        self.template_slope.copy_(slope)
+        self.template.copy_(logs.mean(0) - slope * cs.mean())
+
+    @torch.no_grad()
+    def fit_response(self, x: torch.Tensor, energy_gev: torch.Tensor, bins: int = 6) -> None:
+        """Fit the response prior to showers x (network units): μ(c) = mean log r and log σ(c) = log std of log r,
+        each a quadratic in c = log(E_p/100 GeV) (σ from ``bins`` quantile bins of c; fewer terms with few bins)."""
+        log_r = torch.log(x.double().sum(dim=(1, 2, 3)).clamp_min(1e-30) / energy_gev.double())
+        c = energy_condition(energy_gev).squeeze(1).double()
+        deg = 2 if float(c.std()) > 0 and len(c) >= 6 * bins else 0
+        self.response_mean_coef.copy_(_polyfit(c, log_r, deg))
+        groups = [g for g in torch.tensor_split(torch.argsort(c), bins) if len(g) > 2] if deg else [torch.arange(len(c))]
+        cs = torch.stack([c[g].mean() for g in groups])
+        resid = log_r - _polyval(self.response_mean_coef.double(), c)
+        widths = torch.stack([resid[g].std().clamp_min(1e-6) for g in groups])
+        self.response_log_width_coef.copy_(_polyfit(cs, torch.log(widths), min(deg, len(groups) - 1)))
+
+    def _log_response(self, noise: torch.Tensor, c: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        cc = c.squeeze(1).float()
+        mean = _polyval(self.response_mean_coef, cc)
+        width = torch.exp(_polyval(self.response_log_width_coef, cc))
+        delta = self.response(torch.cat([h, c.to(h.dtype)], dim=1)).float().squeeze(1)
+        return mean + width * noise[:, 0].float() + delta
 
     def log_response(self, noise: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
         """(B,) log(E_vis / E_p) in network units for this noise (the response alone, for tests and plots)."""
         c = energy_condition(energy_gev).to(noise.device)
         h = self.trunk(torch.cat([noise, c.to(noise.dtype)], dim=1))
-        return self.log_sf + self.response(torch.cat([h, c.to(h.dtype)], dim=1)).float().squeeze(1)
+        return self._log_response(noise, c, h)
 
     def forward(self, noise: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
         if noise.ndim != 2 or noise.shape[1] != self.latent_dim:
@@ -156,16 +198,31 @@ class FactorisedGenerator(nn.Module):
             raise ValueError(f"energy_gev must have shape ({noise.shape[0]},), got {tuple(energy_gev.shape)}")
         c = energy_condition(energy_gev)
         h0 = self.trunk(torch.cat([noise, c.to(noise.dtype)], dim=1))
-        log_r = self.log_sf + self.response(torch.cat([h0, c.to(h0.dtype)], dim=1)).float().squeeze(1)
+        log_r = self._log_response(noise, c, h0)
         h = F.leaky_relu(self.to_grid(h0), _SLOPE).view(-1, self.blocks[0].up.in_channels, *self.base_size)
         for block in self.blocks:
             h = block(h, c)
-        logits = (self.head(h).float().squeeze(1) + self.template).flatten(1)
-        shape = torch.softmax(logits, dim=1).view(-1, *self.image_shape)
+        template = self.template + c.float()[:, :, None, None] * self.template_slope
+        shape = torch.softmax((self.head(h).float().squeeze(1) + template).flatten(1), dim=1).view(-1, *self.image_shape)
         x = shape * (energy_gev.float() * torch.exp(log_r))[:, None, None, None]
-        if not self.training and self.threshold > 0:  # generation: cells below the readout threshold read 0
-            x = torch.where(x > self.threshold, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        if self.threshold > 0:  # read-out: cells below the threshold read 0 (softly while training), and the
+            # energy they held is shared among the read-out cells, so that E_vis = r · E_p exactly
+            kept = soft_hits(x, self.threshold) if self.training else (x > self.threshold).float()
+            total = x.sum(dim=(1, 2, 3))
+            x = x * kept
+            x = x * (total / x.sum(dim=(1, 2, 3)).clamp_min(1e-30))[:, None, None, None]
         return x
+
+
+def _polyfit(x: torch.Tensor, y: torch.Tensor, deg: int) -> torch.Tensor:
+    """Coefficients (3,) [a0, a1, a2] of the least-squares polynomial of degree ``deg`` ≤ 2 (higher ones 0)."""
+    a = torch.stack([x**k for k in range(deg + 1)], dim=1)
+    coef = torch.linalg.lstsq(a, y[:, None]).solution.squeeze(1)
+    return torch.cat([coef, coef.new_zeros(3 - len(coef))]).float()
+
+
+def _polyval(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return coef[0] + coef[1] * x + coef[2] * x**2
 
 
 def physics_features(x: torch.Tensor, energy_gev: torch.Tensor, log_sf: float, threshold: float,
@@ -215,7 +272,8 @@ class FactorisedDiscriminator(nn.Module):
         image_shape: cells (X, Y, Z).
         threshold: the hit threshold in network units (0.1 MIP × the trainer's image scale).
         sampling_fraction: the data's mean E_vis / E_p in network units (centres the response feature).
-        physics: include the physics-feature branch (an ablation switch).
+        view: what D reads — "both" (cells through the CNN and the physics branch), "physics" (the physics
+            features only: the observables the fidelity classifier reads) or "cells" (the CNN only).
         spectral_norm: spectral normalisation on every weight.
         channels: convolution channels at the three stride-2 stages.
 
@@ -224,14 +282,18 @@ class FactorisedDiscriminator(nn.Module):
     """
 
     def __init__(self, image_shape=(25, 25, 25), threshold: float = 1.0, sampling_fraction: float = 1.0,
-                 physics: bool = True, spectral_norm: bool = True, channels=(16, 32, 64)) -> None:
+                 view: str = "both", spectral_norm: bool = True, channels=(16, 32, 64)) -> None:
         super().__init__()
         self.image_shape = tuple(int(s) for s in image_shape)
         if not float(threshold) > 0 or not float(sampling_fraction) > 0:
             raise ValueError("threshold and sampling_fraction must be > 0")
         self.threshold = float(threshold)
         self.log_sf = math.log(float(sampling_fraction))
-        self.physics = bool(physics)
+        if view not in D_VIEWS:
+            raise ValueError(f"view must be one of {', '.join(D_VIEWS)}, got {view!r}")
+        self.view = view
+        self.physics = view in ("both", "physics")
+        self.cells = view in ("both", "cells")
         sn = bool(spectral_norm)
         sizes = halvings(self.image_shape)
         layers: list[nn.Module] = [_sn(nn.Conv3d(1, channels[0] // 2, 3, padding=1), sn), nn.LeakyReLU(_SLOPE)]
@@ -241,11 +303,11 @@ class FactorisedDiscriminator(nn.Module):
                        _sn(nn.Conv3d(c_out, c_out, 3, padding=1), sn), nn.LeakyReLU(_SLOPE)]
             c_in = c_out
         layers += [nn.Flatten(), _sn(nn.Linear(c_in * math.prod(sizes[-1]), 128), sn), nn.LeakyReLU(_SLOPE)]
-        self.cnn = nn.Sequential(*layers)
+        self.cnn = nn.Sequential(*layers) if self.cells else None
         n_feat = N_PHYSICS + self.image_shape[2]
         self.register_buffer("feature_mean", torch.zeros(n_feat))
         self.register_buffer("feature_std", torch.ones(n_feat))
-        joint = 128 + 1
+        joint = (128 if self.cells else 0) + 1
         if self.physics:
             self.phys = nn.Sequential(_sn(nn.Linear(n_feat + 1, 128), sn), nn.LeakyReLU(_SLOPE),
                                       _sn(nn.Linear(128, 128), sn), nn.LeakyReLU(_SLOPE))
@@ -257,6 +319,10 @@ class FactorisedDiscriminator(nn.Module):
         energy a generator spreads below the threshold (which generation zeroes) counts for nothing."""
         return physics_features(x.float() * soft_hits(x, self.threshold), energy_gev, self.log_sf, self.threshold)
 
+    def standardised_features(self, x: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
+        """:meth:`features` in units of the training data's spread (what the physics branch reads)."""
+        return (self.features(x, energy_gev) - self.feature_mean) / self.feature_std
+
     @torch.no_grad()
     def fit_feature_scaling(self, x: torch.Tensor, energy_gev: torch.Tensor) -> None:
         f = self.features(x, energy_gev)
@@ -267,12 +333,10 @@ class FactorisedDiscriminator(nn.Module):
         if x.ndim != 4 or tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}")
         c = energy_condition(energy_gev)
-        parts = [self.cnn(readout_view(x, self.threshold).unsqueeze(1)), c]
+        parts = []
+        if self.cells:
+            parts.append(self.cnn(readout_view(x, self.threshold).unsqueeze(1)))
         if self.physics:
-            f = (self.features(x, energy_gev) - self.feature_mean) / self.feature_std
-            parts.append(self.phys(torch.cat([f, c], dim=1)))
-        parts[1] = parts[1].to(parts[0].dtype)
-        if self.physics:
-            parts[2] = parts[2].to(parts[0].dtype)
-        h = torch.cat(parts, dim=1)
+            parts.append(self.phys(torch.cat([self.standardised_features(x, energy_gev), c], dim=1)))
+        h = torch.cat([p.to(parts[0].dtype) for p in parts] + [c.to(parts[0].dtype)], dim=1)
         return self.head(h).squeeze(1).float()

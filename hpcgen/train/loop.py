@@ -33,6 +33,7 @@ from hpcgen.train.checkpoint import checkpoint_path, load_checkpoint, rng_state,
 
 EXIT_PREEMPTED = 75
 _SF_SAMPLES = 256  # showers used to measure the data's sampling fraction (the same ones on every rank)
+_FIT_SAMPLES = 1024  # showers the factorised GAN's template, response prior and feature scaling are fitted to
 
 
 class Preempted(Exception):
@@ -102,7 +103,7 @@ def _make_task(cfg: TrainConfig, engine, noise_gen, task_kwargs, images, cond):
         return CosmoGANTask(cfg, engine, noise_gen, **task_kwargs)
     if cfg.calo_arch == "3dgan":
         return CaloGANTask(cfg, engine, noise_gen, **task_kwargs)
-    k = min(len(cond), _SF_SAMPLES)  # the physics features' standardisation: the same showers on every rank
+    k = min(len(cond), _FIT_SAMPLES)  # the starting template, response prior and feature scaling: same showers on all ranks
     return CaloFactorisedTask(cfg, engine, noise_gen, **task_kwargs,
                               fit_sample=(np.asarray(images[:k]), np.asarray(cond[:k])))
 

@@ -214,14 +214,15 @@ class CaloFactorisedTask(GANTask):
                  image_shape: tuple[int, int, int], threshold: float, fit_sample=None) -> None:
         self.sampling_fraction = float(sampling_fraction)
         options = {"arch": "factorised", "image_shape": tuple(image_shape), "sampling_fraction": self.sampling_fraction,
-                   "threshold": float(threshold), "physics": cfg.physics_d, "spectral_norm": cfg.spectral_norm}
+                   "threshold": float(threshold), "view": cfg.d_view, "spectral_norm": cfg.spectral_norm}
         super().__init__(cfg, engine, noise_gen, options)
         g = self.engine.unwrap(self.G)
         self.latent = g.latent_dim
         if fit_sample is not None:  # physics-feature standardisation from real showers (the same on every rank)
             x, e = self.to_network(*fit_sample)
             self.engine.unwrap(self.D).fit_feature_scaling(x, e)
-            g.fit_template(x)
+            g.fit_template(x, e)
+            g.fit_response(x, e)
         self.G_ema = copy.deepcopy(g).requires_grad_(False) if cfg.g_ema > 0 else None
         self.ema_updates = 0
 
@@ -242,6 +243,9 @@ class CaloFactorisedTask(GANTask):
         with torch.no_grad():
             fake = self.fake(energy_gev)
         s_real, s_fake = self.D(real, energy_gev), self.D(fake, energy_gev)
+        if self.cfg.feature_matching:
+            with torch.no_grad():
+                self._real_features = self.engine.unwrap(self.D).standardised_features(real, energy_gev)
         if self.cfg.calo_loss == "hinge":
             l_real, l_fake = F.relu(1 - s_real).mean(), F.relu(1 + s_fake).mean()
         else:
@@ -249,9 +253,17 @@ class CaloFactorisedTask(GANTask):
         return {"loss_D": l_real + l_fake, "loss_D_real": l_real, "loss_D_fake": l_fake}
 
     def g_loss(self, energy_gev):
-        s = self.engine.unwrap(self.D)(self.fake(energy_gev), energy_gev)
+        d = self.engine.unwrap(self.D)
+        fake = self.fake(energy_gev)
+        s = d(fake, energy_gev)
         loss = -s.mean() if self.cfg.calo_loss == "hinge" else F.softplus(-s).mean()
-        return {"loss_G": loss}
+        if not self.cfg.feature_matching:
+            return {"loss_G": loss}
+        # feature matching (Salimans et al., arXiv:1606.03498) on the physics features: the fakes are made at this
+        # batch's energies, so their batch mean and spread must match the real batch's, whatever D has learnt
+        f_fake, f_real = d.standardised_features(fake, energy_gev), self._real_features
+        fm = ((f_fake.mean(0) - f_real.mean(0)) ** 2 + (f_fake.std(0) - f_real.std(0)) ** 2).mean()
+        return {"loss_G": loss + self.cfg.feature_matching * fm, "adv_G": loss, "fm_G": fm}
 
     def step(self, images, cond):
         out = super().step(images, cond)
