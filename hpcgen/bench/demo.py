@@ -37,10 +37,10 @@ class DemoConfig:
     def sizes(self) -> dict:
         if self.tiny:
             return {"n": 100, "energies": "10,50", "steps": 2, "gan_n": 100, "tp_energies": (10.0, 50.0),
-                    "gan_batches": (1, 16), "seconds": 0.2, "repeats": 2, "fidelity_n": 20}
+                    "gan_batches": (1, 16), "seconds": 0.2, "repeats": 2, "fidelity_n": 20, "max_seconds": 0.5}
         return {"n": 1000, "energies": "10,50,100,200", "steps": 10, "gan_n": 1000,
                 "tp_energies": (10.0, 50.0, 100.0, 200.0, 500.0), "gan_batches": (1, 16, 64, 256), "seconds": 0.5,
-                "repeats": 3, "fidelity_n": 100}
+                "repeats": 3, "fidelity_n": 100, "max_seconds": 5.0}
 
 
 def run_demo(cfg: DemoConfig, world, log=print) -> Path:
@@ -160,7 +160,7 @@ def _run_demo(cfg: DemoConfig, world, log) -> Path:
     reports = pipe.validate(validate_calo_files, "cascade", ("gflash", "gan"))
     tp_cfg = CaloThroughputConfig(out=out / "throughput.json", checkpoint=run_dir, energies_gev=s["tp_energies"],
                                   gan_batches=s["gan_batches"], seconds=s["seconds"], repeats=s["repeats"],
-                                  fidelity_n=s["fidelity_n"], seed=cfg.seed)
+                                  fidelity_n=s["fidelity_n"], seed=cfg.seed, max_seconds=s["max_seconds"])
     result = pipe.step("throughput at fidelity", lambda: run_calo_throughput(tp_cfg, world, log=lambda line: None))
     return pipe.finish(result, headline, reports)
 
