@@ -26,13 +26,13 @@ from pathlib import Path
 
 from bench_common import summarise, write_result
 
-# arm name -> flags on top of the default recipe (`hpcgen train calo` defaults: factorised, hinge, D reading cells and
-# physics features, feature matching 1, spectral norm, EMA 0.999, fp32)
+# arm name -> flags on top of the default recipe (`hpcgen train calo` defaults: factorised, hinge, D reading the physics
+# features only, feature matching 1, spectral norm, EMA 0.999, fp32)
 ARMS: dict[str, list[str]] = {
     "factorised": [],
     "3dgan": ["--calo-arch", "3dgan"],
+    "d_both": ["--d-view", "both"],
     "d_cells_only": ["--d-view", "cells"],
-    "d_physics_only": ["--d-view", "physics"],
     "no_feature_matching": ["--feature-matching", "0"],
     "feature_matching_10": ["--feature-matching", "10"],
     "bce_loss": ["--calo-loss", "bce"],

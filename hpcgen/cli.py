@@ -170,8 +170,8 @@ def _add_train(sub) -> None:
     c.add_argument("--calo-loss", default="hinge", help="factorised: hinge (default) | bce (non-saturating)")
     c.add_argument("--lr", type=float, default=None,
                    help="learning rate (default: 3dgan 1e-3 RMSprop, factorised 2e-4 Adam, cosmo 2e-4 Adam)")
-    c.add_argument("--d-view", default="both",
-                   help="factorised: what D reads — both (cells + physics features), physics, cells")
+    c.add_argument("--d-view", default="physics",
+                   help="factorised: what D reads — physics (the features the fidelity classifier reads; default), both (+ cells), cells")
     c.add_argument("--no-spectral-norm", action="store_true", help="factorised: no spectral norm in D")
     c.add_argument("--feature-matching", type=float, default=1.0,
                    help="factorised: weight of matching the batch mean and spread of the physics features in G's loss")

@@ -162,7 +162,7 @@ class TrainConfig:
     calo_arch: str = "factorised"
     calo_loss: str = "hinge"
     lr_factorised: float = 2e-4
-    d_view: str = "both"  # what the factorised discriminator reads: both | physics | cells
+    d_view: str = "physics"  # what the factorised discriminator reads: both | physics | cells
     spectral_norm: bool = True
     feature_matching: float = 1.0  # weight of the physics-feature matching term in the factorised G loss
     g_ema: float = 0.999  # decay of the generator's weight average (0 = off); generate samples the average
