@@ -202,17 +202,14 @@ class TrainConfig:
         if not 0 <= self.label_flip < 0.5 or not 0 <= self.label_swap < 0.5:
             raise UserError("--label-flip: expected a probability in [0, 0.5)")
         if self.g_steps < 0:
-            raise UserError(f"--g-steps: expected >= 1, got {self.g_steps}")
+            raise UserError(f"--g-steps: expected >= 1 (0 = the architecture's default), got {self.g_steps}")
         if self.g_steps == 0:
             object.__setattr__(self, "g_steps", 2 if self.calo_arch == "3dgan" or self.domain != "calo" else 1)
         if self.time_limit_s < 0:
             raise UserError(f"--time-limit-s: expected seconds >= 0 (0 = none), got {self.time_limit_s}")
-        if self.calo_arch not in CALO_ARCHS:
-            raise UserError(f"--calo-arch: expected one of {', '.join(CALO_ARCHS)}, got {self.calo_arch!r}")
-        if self.calo_loss not in CALO_LOSSES:
-            raise UserError(f"--calo-loss: expected one of {', '.join(CALO_LOSSES)}, got {self.calo_loss!r}")
-        if self.d_view not in D_VIEWS:
-            raise UserError(f"--d-view: expected one of {', '.join(D_VIEWS)}, got {self.d_view!r}")
+        check_choice(self.calo_arch, CALO_ARCHS, "--calo-arch")
+        check_choice(self.calo_loss, CALO_LOSSES, "--calo-loss")
+        check_choice(self.d_view, D_VIEWS, "--d-view")
         if self.feature_matching < 0:
             raise UserError(f"--feature-matching: expected a weight >= 0, got {self.feature_matching}")
         if not 0 <= self.g_ema < 1:

@@ -6,21 +6,16 @@ fidelity monitor) and, once validated, ``validation_metrics.json`` / ``report.md
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 from hpcgen.bench.results import host_info
+from hpcgen.bench.time_to_fidelity import evaluations
 
 MONITOR_PLOTS = (("AUC_high_level", "high-level classifier AUC", 0.85, False),
                  ("S_layer_energy_median_over_floor", "median per-layer S / floor", 2.0, True),
                  ("S_e_vis_over_e_p_over_floor", "S(E_vis/E_p) / floor", 2.0, True),
                  ("response_width_rel_error_max", "max |σ/μ error| over energies", 0.25, True))
-
-
-def monitor_evaluations(run_dir: str | Path) -> list[dict]:
-    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
-    return [e for e in (json.loads(x) for x in lines) if "eval" in e]
 
 
 def plot_training_curve(run_dir: str | Path) -> Path:
@@ -30,7 +25,7 @@ def plot_training_curve(run_dir: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    evals = monitor_evaluations(run_dir)
+    evals = evaluations(run_dir)
     hours = [e["wall_s"] / 3600 for e in evals]
     fig, axes = plt.subplots(1, len(MONITOR_PLOTS), figsize=(4.2 * len(MONITOR_PLOTS), 3.6))
     for ax, (key, title, target, log) in zip(axes, MONITOR_PLOTS):
@@ -59,7 +54,7 @@ def write_provenance(dest: str | Path, root: str | Path, batch_per_rank: str | i
 
     dest, root = Path(dest), Path(root)
     ckpt = torch.load(dest / "checkpoint.pt", map_location="cpu", weights_only=False)
-    evals = monitor_evaluations(dest)
+    evals = evaluations(dest)
     host = host_info("ddp")
     world = int(ckpt["world_size"])
     lines = [

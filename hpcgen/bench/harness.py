@@ -21,16 +21,17 @@ def time_calls(fn: Callable[[], object], warmup: int, repeats: int, clock: Calla
         raise ValueError(f"need warmup >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        if sync:
-            sync()
-        t0 = clock()
-        fn()
-        if sync:
-            sync()
-        times.append(clock() - t0)
-    return times
+    return [_timed_call(fn, clock, sync) for _ in range(repeats)]
+
+
+def _timed_call(fn: Callable[[], object], clock: Callable[[], float], sync: Callable[[], None] | None) -> float:
+    if sync:
+        sync()
+    t0 = clock()
+    fn()
+    if sync:
+        sync()
+    return clock() - t0
 
 
 def device_sync(device) -> Callable[[], None] | None:
@@ -83,13 +84,7 @@ def time_until_precise(fn: Callable[[], object], items: float, min_repeats: int,
     on), so every rank times the same number of calls. No warm-up here: the caller warms up."""
     times: list[float] = []
     while True:
-        if sync:
-            sync()
-        t0 = clock()
-        fn()
-        if sync:
-            sync()
-        times.append(clock() - t0)
+        times.append(_timed_call(fn, clock, sync))
         more = len(times) < min_repeats or (
             relative_error(rates(items, times)) > target_rel_error and sum(times) < max_seconds)
         if not agree(more):

@@ -78,7 +78,8 @@ def _mpi_library() -> str | None:
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 
-def _isa_flags() -> list[str]:
+def isa_flags() -> list[str]:
+    """The SIMD/matrix ISA extensions of this CPU that matter for throughput (of ISA_FLAGS), from /proc/cpuinfo."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -120,7 +121,7 @@ def display_path(path) -> str:
 
 def host_info(engine: str | None = None) -> dict:
     """Describe this host: cpu model, cores, gpu, torch, mpi library, engine, and a few library versions."""
-    host = {"cpu": _cpu_model(), "isa": _isa_flags(), "cores": os.cpu_count() or 1, "gpu": None, "torch": None,
+    host = {"cpu": _cpu_model(), "isa": isa_flags(), "cores": os.cpu_count() or 1, "gpu": None, "torch": None,
             "mpi_library": _mpi_library(), "engine": engine, "python": platform.python_version(),
             "numpy": np.__version__}
     try:

@@ -30,8 +30,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpcgen.bench.harness import device_sync, rates, relative_error, sized_batch, time_calls, time_until_precise
-from hpcgen.bench.results import display_path, host_info, make_result, summarise, write_result
+from hpcgen.bench.harness import (
+    device_sync,
+    rates,
+    relative_error,
+    sized_batch,
+    time_calls,
+    time_until_precise,
+)
+from hpcgen.bench.results import (
+    display_path,
+    host_info,
+    isa_flags,
+    make_result,
+    summarise,
+    write_result,
+)
 from hpcgen.config import DEVICES, check_choice
 from hpcgen.dist.launch import process_ranks, select_device
 from hpcgen.errors import UserError
@@ -55,15 +69,13 @@ PRECISIONS = ("fp32", "bf16")
 
 def native_precisions(device: torch.device, wanted) -> tuple[list[str], dict[str, str]]:
     """(the precisions of ``wanted`` this host runs natively, {skipped: why})."""
-    from hpcgen.bench.results import host_info
-
     ok, skipped = [], {}
     for p in wanted:
         if p == "bf16":
             if device.type == "cuda":
                 native = torch.cuda.is_bf16_supported()
             else:
-                native = bool({"avx512_bf16", "amx_bf16"} & set(host_info()["isa"]))
+                native = bool({"avx512_bf16", "amx_bf16"} & set(isa_flags()))
             if not native:
                 skipped[p] = "no native bf16 (AVX512-BF16 or AMX) on this CPU" if device.type == "cpu" else "GPU lacks bf16"
                 continue
@@ -152,8 +164,8 @@ def gan_scans(name: str, sample, flops, cfg, device: torch.device, world, make_r
 
 def _generators(cfg: CaloThroughputConfig, device: torch.device, precisions: list[str]) -> tuple[list[dict], object]:
     """[{name, kind, precision, simulate(energies_gev) -> ecal GeV, flops per sample or None}], geometry."""
-    from hpcgen.jobs.generate import calo_sampler, load_generator
-    from hpcgen.models import flops_per_sample
+    from hpcgen.jobs.generate import load_generator
+    from hpcgen.models import calo_sampler, flops_per_sample
     from hpcgen.physics.calo_geometry import SamplingCalorimeter
     from hpcgen.sim import calo_simulator
 

@@ -20,6 +20,7 @@ from hpcgen.dist.launch import process_ranks, select_device
 from hpcgen.dist.world import World
 from hpcgen.errors import UserError
 from hpcgen.jobs.sharded_run import prepare_output, run_sharded, split_counts
+from hpcgen.models import calo_sampler
 from hpcgen.seeding import stream
 
 
@@ -68,24 +69,6 @@ def load_generator(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module
     except (KeyError, TypeError, RuntimeError, ValueError, EOFError) as exc:
         raise UserError(f"--checkpoint: {run_dir}/checkpoint.pt is not a usable hpcgen checkpoint ({exc})") from None
     return g.to(device).eval(), ckpt
-
-
-def calo_sampler(g: torch.nn.Module, train_config: dict, device: torch.device, noise_gen: torch.Generator,
-                 precision: str = "fp32"):
-    """``sample(energies_gev) -> (B, X, Y, Z)`` float32 numpy showers in GeV from a trained calorimeter generator,
-    computed in ``precision`` ("fp32", or "bf16": autocast, the factorised generator's softmax and energy in fp32)."""
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
-
-    @torch.no_grad()
-    def sample(energies_gev: np.ndarray) -> np.ndarray:
-        e = torch.as_tensor(np.asarray(energies_gev, dtype=np.float32)).to(device)
-        z = torch.randn(len(e), g.latent_dim, generator=noise_gen).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            x = g(z, e)
-        return (x.float() / train_config["image_scale"]).clamp_min(0).cpu().numpy()
-
-    return sample
 
 
 def cosmo_sampler(g: torch.nn.Module, model_options: dict, device: torch.device, noise_gen: torch.Generator,

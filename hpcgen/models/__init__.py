@@ -8,6 +8,7 @@ counts them (2 FLOPs per multiply-add, convolutions and matmuls only — norms a
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -68,6 +69,25 @@ def build_gan(domain: str, **options) -> tuple[nn.Module, nn.Module]:
     return generator, discriminator
 
 
+def calo_sampler(g: torch.nn.Module, train_config: dict, device: torch.device, noise_gen: torch.Generator,
+                 precision: str = "fp32"):
+    """``sample(energies_gev) -> (B, X, Y, Z)`` float32 numpy showers in GeV from a trained calorimeter generator
+    (in the mode the caller set), noise from ``noise_gen``, cells divided by the run's ``image_scale``, computed in
+    ``precision`` ("fp32", or "bf16": autocast, the factorised generator's softmax and energy in fp32)."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+
+    @torch.no_grad()
+    def sample(energies_gev: np.ndarray) -> np.ndarray:
+        e = torch.as_tensor(np.asarray(energies_gev, dtype=np.float32)).to(device)
+        z = torch.randn(len(e), g.latent_dim, generator=noise_gen).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            x = g(z, e)
+        return (x.float() / train_config["image_scale"]).clamp_min(0).cpu().numpy()
+
+    return sample
+
+
 def count_parameters(module: nn.Module) -> int:
     """Number of parameters (trainable or not; BatchNorm running statistics are buffers and not counted)."""
     return sum(p.numel() for p in module.parameters())
@@ -125,6 +145,7 @@ __all__ = [
     "FactorisedGenerator",
     "Generator3D",
     "build_gan",
+    "calo_sampler",
     "count_parameters",
     "flops_per_sample",
     "model_summary",

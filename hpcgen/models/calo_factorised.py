@@ -179,17 +179,12 @@ class FactorisedGenerator(nn.Module):
         self.response_log_width_coef.copy_(_polyfit(cs, torch.log(widths), min(deg, len(groups) - 1)))
 
     def _log_response(self, noise: torch.Tensor, c: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """(B,) log(E_vis / E_p) in network units: the prior's draw with noise₀ plus the learned correction."""
         cc = c.squeeze(1).float()
         mean = _polyval(self.response_mean_coef, cc)
         width = torch.exp(_polyval(self.response_log_width_coef, cc))
         delta = self.response(torch.cat([h, c.to(h.dtype)], dim=1)).float().squeeze(1)
         return mean + width * noise[:, 0].float() + delta
-
-    def log_response(self, noise: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
-        """(B,) log(E_vis / E_p) in network units for this noise (the response alone, for tests and plots)."""
-        c = energy_condition(energy_gev).to(noise.device)
-        h = self.trunk(torch.cat([noise, c.to(noise.dtype)], dim=1))
-        return self._log_response(noise, c, h)
 
     def forward(self, noise: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
         if noise.ndim != 2 or noise.shape[1] != self.latent_dim:

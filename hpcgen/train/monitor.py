@@ -16,6 +16,7 @@ import torch
 from hpcgen.errors import UserError
 from hpcgen.fidelity.calo import summarise
 from hpcgen.fidelity.monitor import quick_score
+from hpcgen.models import calo_sampler
 from hpcgen.physics.shower_features import hit_threshold_gev
 
 _CHUNK = 128
@@ -36,23 +37,19 @@ class FidelityMonitor:
         self.image_scale = float(image_scale)
         self.seed = int(seed)
 
-    @torch.no_grad()
     def generate(self, generator: torch.nn.Module, device: torch.device) -> np.ndarray:
         """(N, X, Y, Z) showers in GeV at the monitor's energies, from fixed noise; G's mode is restored."""
         was_training = generator.training
         generator.eval()
-        out = []
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
-                noise_gen = torch.Generator().manual_seed(self.seed)
-                for s in range(0, len(self.energies), _CHUNK):
-                    e = torch.from_numpy(self.energies[s:s + _CHUNK]).to(device)
-                    z = torch.randn(len(e), generator.latent_dim, generator=noise_gen).to(device)
-                    out.append((generator(z, e).float() / self.image_scale).clamp_min(0).cpu().numpy())
+                sample = calo_sampler(generator, {"image_scale": self.image_scale}, device,
+                                      torch.Generator().manual_seed(self.seed))
+                return np.concatenate([sample(self.energies[s:s + _CHUNK])
+                                       for s in range(0, len(self.energies), _CHUNK)])
         finally:
             generator.train(was_training)
-        return np.concatenate(out)
 
     def score(self, generator: torch.nn.Module, device: torch.device) -> dict:
         showers = self.generate(generator, device)

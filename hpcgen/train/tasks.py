@@ -232,9 +232,7 @@ class CaloFactorisedTask(GANTask):
     def make_optimizer(self, model):
         return torch.optim.Adam(model.parameters(), lr=self.lr_base, betas=(0.5, 0.9))
 
-    def to_network(self, images, cond):
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device) * self.cfg.image_scale
-        return x, torch.from_numpy(np.ascontiguousarray(cond)).to(self.device)
+    to_network = CaloGANTask.to_network  # cells × image_scale, energies in GeV
 
     def fake(self, energy_gev: torch.Tensor) -> torch.Tensor:
         return self.G(self.noise(len(energy_gev), self.latent), energy_gev)
@@ -282,12 +280,6 @@ class CaloFactorisedTask(GANTask):
     def sampling_generator(self) -> torch.nn.Module:
         """The weight average when kept, else G."""
         return self.G_ema if self.G_ema is not None else self.engine.unwrap(self.G)
-
-    @torch.no_grad()
-    def sample(self, energy_gev: torch.Tensor) -> torch.Tensor:
-        """Showers in GeV (B, X, Y, Z) for energies (B,) in GeV, from the weight average when kept."""
-        g = self.sampling_generator()
-        return g(self.noise(len(energy_gev), self.latent), energy_gev.to(self.device)) / self.cfg.image_scale
 
     def state(self) -> dict:
         out = super().state()
