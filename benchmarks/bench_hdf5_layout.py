@@ -72,11 +72,14 @@ def main() -> None:
                 if rep:
                     seq.append(args.n / t_seq)
                     rnd.append(args.n / t_rnd)
+            with h5py.File(path, "r") as h5:  # fidelity beside the speed: the layout must give the cells back exactly
+                identical = bool(np.array_equal(h5["ECAL"][...], ecal))
             size_mb = path.stat().st_size / 1e6
             row = {"layout": name, "chunk_showers": chunks[0], "compression": opts.get("compression", "none"),
                    "file_mb": round(size_mb, 2), "ratio": round(raw_mb / size_mb, 1),
                    "write_showers_per_s": round(args.n / write_s, 1),
-                   "seq_read_showers_per_s": summarise(seq), "random_batch_read_showers_per_s": summarise(rnd)}
+                   "seq_read_showers_per_s": summarise(seq), "random_batch_read_showers_per_s": summarise(rnd),
+                   "read_back_bit_identical": identical}
             rows.append(row)
             print(f"{name:24s} {size_mb:7.2f} MB (x{raw_mb / size_mb:5.1f})  seq {row['seq_read_showers_per_s']['median']:8.0f}/s"
                   f"  random {row['random_batch_read_showers_per_s']['median']:8.0f}/s  write {row['write_showers_per_s']:7.0f}/s")

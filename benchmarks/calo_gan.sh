@@ -42,7 +42,7 @@ train() {
     [ -e run/summary.json ] && cp run/summary.json "$DEST/"
     python - "$DEST" <<'PY'
 import sys
-from hpcgen.bench.calo_gan import plot_training_curve
+from hpcgen.bench.shipped_gan import plot_training_curve
 plot_training_curve(sys.argv[1])
 PY
     echo "sitting done (exit $rc): $DEST"
@@ -57,7 +57,7 @@ validate() {
     cp validation/report.md validation/*.png "$DEST/"
     python - "$DEST" "$ROOT" "$BATCH" <<'PY'
 import sys
-from hpcgen.bench.calo_gan import write_provenance
+from hpcgen.bench.shipped_gan import write_provenance
 write_provenance(*sys.argv[1:])
 PY
 }

@@ -162,6 +162,10 @@ def _add_train(sub) -> None:
     p.add_argument("--bf16", action="store_true",
                    help="bf16 autocast (CUDA; on CPU it pays with AVX512-BF16 or AMX: see `hpcgen info`)")
     p.add_argument("--ops-impl", default="auto", help="fused loss ops: auto (compiled if built) | ref | cpu | cuda")
+    p.add_argument("--eval-data", type=Path, default=None,
+                   help="held-out Monte Carlo file (showers or κ maps) scored every --eval-every steps into "
+                        "metrics.jsonl")
+    p.add_argument("--eval-every", type=int, default=0, help="steps between fidelity scores (needs --eval-data)")
     p.add_argument("--g-steps", type=int, default=0,
                    help="generator steps per discriminator step (default: 3DGAN 2, factorised 1)")
     c = p.add_argument_group("calorimeter GAN (`train calo`; docs/calo_gan.md)")
@@ -177,9 +181,6 @@ def _add_train(sub) -> None:
                    help="factorised: weight of matching the batch mean and spread of the physics features in G's loss")
     c.add_argument("--g-ema", type=float, default=0.999,
                    help="factorised: decay of G's weight average that generation uses (0 = off)")
-    c.add_argument("--eval-data", type=Path, default=None,
-                   help="held-out Monte Carlo file scored every --eval-every steps into metrics.jsonl")
-    c.add_argument("--eval-every", type=int, default=0, help="steps between fidelity scores (needs --eval-data)")
     p.add_argument("--sigma8-conditioning", action="store_true", help="CosmoGAN conditioned on σ8")
     p.add_argument("--spectral-loss", action="store_true", help="CosmoGAN spectral loss (needs the P(k) estimator)")
     p.add_argument("--timeout-s", type=float, default=120.0, help="rendezvous/collective timeout (DDP)")
@@ -223,7 +224,7 @@ def _add_bench(sub) -> None:
     t.add_argument("--domain", default="calo", help="calo (cascade, GFlash, 3DGAN) | cosmo (PM, lognormal, CosmoGAN)")
     t.add_argument("--out", type=Path, required=True, help="results file (hpcgen.bench/1 JSON)")
     t.add_argument("--checkpoint", type=Path, default=None,
-                   help="3DGAN run directory (default: the shipped benchmarks/results/quality_3dgan)")
+                   help="GAN run directory (default: the shipped calorimeter GAN, benchmarks/results/calo_gan)")
     t.add_argument("--energies-gev", default="10,50,100,200,500")
     t.add_argument("--gan-batches", default=None,
                    help="GAN batch sizes to scan (default calo 1,16,64,256 at 100 GeV; cosmo 1,4,16,64)")

@@ -220,8 +220,6 @@ class TrainConfig:
             raise UserError("--eval-every / --eval-data: give both (steps > 0 and a held-out file) or neither")
         if self.eval_data is not None and not self.eval_data.exists():
             raise UserError(f"--eval-data: {self.eval_data}: no such file")
-        if self.eval_data is not None and self.domain != "calo":
-            raise UserError("--eval-data: the in-training fidelity monitor covers `train calo` only")
         if self.spectral_loss and self.domain != "cosmo":
             raise UserError("--spectral-loss: only applies to `train cosmo` (CosmoGAN)")
         if not self.data.exists():

@@ -6,8 +6,10 @@ import subprocess
 
 import pytest
 
+from hpcgen.bench.demo import SHIPPED_CHECKPOINT
 from hpcgen.bench.harness import rates, relative_error, time_calls, time_until_precise
 from hpcgen.bench.results import load_result, summarise
+from hpcgen.train.checkpoint import load_checkpoint
 from tests.conftest import mpirun_cmd, run_cli
 
 
@@ -116,8 +118,9 @@ def test_tiny_demo_runs_every_step_on_two_ranks_and_reports_speed_up_at_fidelity
     assert "Speed-up at fidelity" in report and "Literature" in report
     assert (out / "validation_gan" / "metrics.json").exists() and (out / "gan.h5").exists()
     assert "× cascade" in res.stdout and f"report: {out}/report/report.md" in res.stdout
-    # 2 ranks and the shipped 500-step checkpoint: the demo fine-tunes it by the tiny run's 2 steps
-    assert "gan:run@502" in gens and "fine-tuned the shipped checkpoint" in res.stdout
+    # 2 ranks and the shipped checkpoint: the demo continues it by the tiny run's 2 steps
+    shipped = load_checkpoint(SHIPPED_CHECKPOINT)["step"]
+    assert f"gan:run@{shipped + 2}" in gens and f"fine-tuned the shipped checkpoint calo_gan from step {shipped}" in res.stdout
 
 
 @pytest.mark.mpi
@@ -182,4 +185,4 @@ def test_throughput_scans_the_gan_over_batch_sizes_and_cpu_threads(tmp_path):
     assert sorted(r["threads"] for r in rows if r.get("scan") == "threads") == [1, 2]
     assert sorted(r["cores"] for r in rows if r.get("scan") == "threads") == [1, 2]
     assert all(r["device"] == "cpu" for r in rows)
-    assert "gan:run@500" in res.stdout and "AUC [floor p95]" in res.stdout
+    assert f"gan:run@{load_checkpoint(SHIPPED_CHECKPOINT)['step']}" in res.stdout and "AUC [floor p95]" in res.stdout

@@ -87,6 +87,8 @@ def _check_scaling_result(result: dict, out: Path, engines: tuple, ranks: tuple,
     for r in rows:
         assert r["efficiency"] > 0 and r["step_s"]["n"] == 2 and r["samples_per_s_total"]["median"] > 0
         assert r["allreduce_s"]["median"] > 0 if r["ranks"] > 1 else r["allreduce_s"]["median"] == 0
+        # beside each rate: which network was trained, and the data-parallel invariant held on every rank
+        assert r["calo_arch"] == "factorised" and r["params_identical_across_ranks"] is True
     assert all(r["efficiency"] == 1.0 for r in rows if r["ranks"] == 1)
     preds = result["predictions"]
     for e in engines:

@@ -113,6 +113,13 @@ def test_a_tiny_training_run_improves_a_fidelity_metric(tmp_path):
     first, last = (float(np.median([e["eval"]["S_over_floor"][k] for k in moments])) for e in (evals[0], evals[-1]))
     assert last < 0.75 * first
     assert evals[-1]["samples_seen"] == 300 * 16 and evals[-1]["wall_s"] > evals[0]["wall_s"]
+    # the paperwork a shipped run gets from benchmarks/calo_gan.sh: its monitor curve and its provenance
+    from hpcgen.bench.shipped_gan import plot_training_curve, write_provenance
+
+    assert plot_training_curve(run).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    prov = write_provenance(run, Path(__file__).resolve().parents[1], 16).read_text()
+    assert "checkpoint run@300" in prov and "1 ranks x 1 thread" in prov and "4800 showers seen" in prov
+    assert f"last at step 300: high-level classifier AUC {evals[-1]['eval']['AUC_high_level']:.3g}" in prov
 
 
 def _trained_like(seed: int = 0):

@@ -249,3 +249,25 @@ def test_auto_runs_the_compiled_kernel_when_it_is_built():
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         ops.ecal_moments(x)
     assert any(e.name == "hpcgen::ecal_moments" for e in prof.events())
+
+
+@pytest.mark.parametrize("case", ["ecal power=1", "ecal power=0.85", "spectrum binning only"])
+def test_kernel_benchmark_reports_each_implementations_gradient_against_eager(case):
+    """The gradient-agreement column of `hpcgen bench kernels` is small for the fused op (each case's own gradient
+    layout included) and large for an implementation with a wrong gradient."""
+    from hpcgen.bench.kernels import ecal_cases, gradient_agreement, spectrum_cases
+
+    cpu = torch.device("cpu")
+    if case.startswith("ecal"):
+        arg, cases, _ = ecal_cases(2, cpu, 1.0 if case.endswith("=1") else 0.85)
+    else:
+        arg, cases, _ = spectrum_cases(2, cpu, binning_only=True)
+    del cases["torch.compile"]  # compiling is the slow part; its column is computed the same way
+
+    def wrong():
+        (arg.abs() * 3.0).sum().backward()
+
+    diffs = gradient_agreement(arg, {**cases, "wrong": wrong})
+    assert set(diffs) == {"fused", "wrong"}
+    assert diffs["fused"] < 1e-5
+    assert diffs["wrong"] > 0.1

@@ -15,15 +15,9 @@ from conftest import run_cli
 from hpcgen.cli import main
 from hpcgen.data.cosmo_file import COSMOGAN_COSMOLOGY, cosmo_attrs, pm_limit_attrs, write_cosmo_file
 from hpcgen.jobs.report_common import md
-from hpcgen.jobs.validate_cosmo import (
-    DEFAULT_SMOOTHING_ARCMIN,
-    NOISE_FRACTION,
-    PLOTS,
-    SCHEMA,
-    VERDICT,
-    GeneratorLimits,
-    validate_cosmo,
-)
+from hpcgen.fidelity.cosmo import DEFAULT_SMOOTHING_ARCMIN, NOISE_FRACTION, VERDICT, GeneratorLimits
+from hpcgen.jobs.report_common import SCHEMA
+from hpcgen.jobs.validate_cosmo import PLOTS, validate_cosmo
 from hpcgen.ops import cl_numpy
 from hpcgen.physics.map_statistics import gaussian_field
 from hpcgen.sim.cosmo_pm import RESOLUTION_CRITERION, PMConfig, resolution_ell, shot_noise

@@ -4,9 +4,10 @@ at fidelity → one report, on a laptop-sized budget.
 Steps (every rank takes part; files and reports come from rank 0):
 1. simulate calorimeter showers with the detailed cascade (the reference) and GFlash (tuned to it), sharded over
    the ranks;
-2. train 3DGAN data-parallel (DDP) on the GFlash set: fine-tune the shipped checkpoint
-   (benchmarks/results/quality_3dgan, 500 steps on 2 ranks) when it is present and the job has 2 ranks, else train
-   from scratch — a few CPU minutes cannot train a GAN, which is why the shipped checkpoint exists;
+2. train the calorimeter GAN data-parallel (DDP) on the cascade set: continue the shipped checkpoint
+   (benchmarks/results/calo_gan, trained on 2 ranks on cascade showers to the fidelity in its PROVENANCE.txt) when
+   it is present and the job has 2 ranks, else train from scratch — a few CPU minutes cannot train a GAN, which is
+   why the shipped checkpoint exists;
 3. generate GAN showers into the Monte Carlo schema and validate GFlash and the GAN against the cascade;
 4. measure samples/s of cascade, GFlash and the GAN at each energy with their fidelity (``hpcgen bench
    throughput``), and write ``report/report.md`` from the result files alone (``hpcgen report``).
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from hpcgen.errors import UserError
 
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "quality_3dgan"
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "calo_gan"
 
 
 @dataclasses.dataclass
@@ -127,6 +128,7 @@ def _run_demo(cfg: DemoConfig, world, log) -> Path:
     from hpcgen.jobs.generate import GenerateConfig, generate
     from hpcgen.jobs.simulate_calo import simulate_calo
     from hpcgen.jobs.validate_files import validate_calo_files
+    from hpcgen.train.checkpoint import load_checkpoint
 
     s, out = cfg.sizes, Path(cfg.out)
     pipe = _Pipeline(world, log, out)
@@ -137,21 +139,25 @@ def _run_demo(cfg: DemoConfig, world, log) -> Path:
         pipe.step(f"simulate {gen}: {s['n']} showers at {s['energies']} GeV on {world.size} ranks",
                   lambda c=sim_cfg: simulate_calo(c, world))
     run_dir = out / "run"
-    # Fine-tune the shipped checkpoint when it can be resumed (it was written by 2 ranks), else train from scratch.
+    # Continue the shipped checkpoint on the demo's cascade showers when it can be resumed (it was written by 2
+    # ranks, with the default recipe and its batch size), else train from scratch.
     fine_tune = world.size == 2 and (SHIPPED_CHECKPOINT / "checkpoint.pt").exists()
+    shipped_step, batch = 0, 4
     if world.rank == 0:
         if run_dir.exists():
             shutil.rmtree(run_dir)
         if fine_tune:
             shutil.copytree(SHIPPED_CHECKPOINT, run_dir)
-    world.barrier()
-    tcfg = TrainConfig(domain="calo", data=out / "gflash.h5", out=run_dir, engine="ddp",
-                       batch_size=8 if fine_tune else 4, steps=(500 if fine_tune else 0) + s["steps"],
-                       resume=fine_tune, seed=cfg.seed, progress=False, checkpoint_every=10**6,
-                       calo_arch="3dgan" if fine_tune else "factorised")
-    last = pipe.step("train 3DGAN (DDP)", lambda: pipe.train(tcfg))
+            ckpt = load_checkpoint(run_dir)
+            shipped_step, batch = int(ckpt["step"]), int(ckpt["config"]["batch_size"])
+    shipped_step, batch = world.bcast((shipped_step, batch))
+    tcfg = TrainConfig(domain="calo", data=out / "cascade.h5", out=run_dir, engine="ddp", batch_size=batch,
+                       steps=shipped_step + s["steps"], resume=fine_tune, seed=cfg.seed, progress=False,
+                       checkpoint_every=10**6)
+    last = pipe.step("train the calorimeter GAN (DDP)", lambda: pipe.train(tcfg))
     if world.rank == 0:
-        how = f"fine-tuned the shipped checkpoint {SHIPPED_CHECKPOINT.name} from step 500" if fine_tune else "from scratch"
+        how = (f"fine-tuned the shipped checkpoint {SHIPPED_CHECKPOINT.name} from step {shipped_step}" if fine_tune
+               else "from scratch")
         log(f"   {how} to step {last['step']}: {last.get('samples_per_s_total', float('nan')):.2f} samples/s on "
             f"{world.size} ranks")
     pipe.step(f"generate {s['gan_n']} GAN showers", lambda: generate(

@@ -95,6 +95,7 @@ def spectrum_cases(batch, device, binning_only):
             cl, _, s2 = torch.ops.hpcgen.radial_power_bin(spectrum, *tables)
             (cl.sum() + s2.sum()).backward()
 
+        fused.grad_of = lambda: torch.view_as_complex(spectrum.grad.reshape(*f.shape, 2))  # f's layout, for comparison
         arg = f
         nbytes = 3 * spectrum.numel() * spectrum.element_size()  # read spectrum; backward reads it, writes grad
 
@@ -138,6 +139,20 @@ def time_cases(arg, cases, device, warmup, repeats):
     return times, inductor_kernels.get("torch.compile")
 
 
+def gradient_agreement(arg, cases) -> dict[str, float]:
+    """Fidelity beside the speed: max |∂loss/∂input of each implementation − the eager reference's|, relative to the
+    reference's largest entry, from one call of each on the timed input."""
+    grads = {}
+    for name, fn in cases.items():
+        arg.grad = None
+        fn()
+        # a case whose gradient lands elsewhere (the binning kernel's real-view spectrum) says where, as grad_of
+        grads[name] = getattr(fn, "grad_of", lambda: arg.grad)().detach().clone()
+    ref = grads["eager"]
+    scale = float(ref.abs().max()) or 1.0
+    return {name: float((g - ref).abs().max()) / scale for name, g in grads.items() if name != "eager"}
+
+
 def _kernel_count():
     from torch._inductor import metrics
 
@@ -179,7 +194,8 @@ def run_kernels(out: Path, batches=(16, 64, 128), repeats: int = 15, warmup: int
             row = {"op": op, "variant": variant, "batch": batch, "device": device.type, "dtype": "float32",
                    "time_ms": stats, "speedup_vs_eager": stats["eager"]["median"] / fused,
                    "speedup_vs_compile": stats["torch.compile"]["median"] / fused,
-                   "inductor_kernels": n_kernels}
+                   "inductor_kernels": n_kernels,
+                   "grad_max_rel_diff_vs_eager": gradient_agreement(arg, cases)}
             line_bw = ""
             if nbytes:
                 copy_s = copy_time(nbytes, device, repeats)

@@ -218,7 +218,13 @@ def measure_point(cfg: ScalingConfig, data: Path, engine: str, ranks: int, sizes
     _launch(_mpirun(ranks, "-m", "hpcgen.cli", "train", cfg.model, "--data", str(data), "--engine", engine,
                     "--batch-size", str(b), "--steps", str(cfg.steps), "--out", str(run),
                     "--checkpoint-every", str(10**6), "--no-progress"))
+    summary = json.loads((run / "summary.json").read_text())
+    train_cfg = json.loads((run / "config.json").read_text())
+    # what stands beside a training rate: the data-parallel invariant (every rank ends with the same weights), and
+    # which network was trained (synthetic data for a few steps: no sample fidelity to speak of)
     row = {"model": cfg.model, "engine": engine, "ranks": ranks, "mode": cfg.mode, "batch_per_rank": b,
+           "calo_arch": train_cfg.get("calo_arch") if cfg.model == "calo" else None,
+           "params_identical_across_ranks": summary["params_identical_across_ranks"],
            **reduce_point(read_metrics(run), ranks, b, cfg.warmup_steps)}
     if ranks == 1:
         probe = [{"bytes": n, **summarise([0.0]), "skipped": "1 rank: nothing to all-reduce"} for n in sizes]

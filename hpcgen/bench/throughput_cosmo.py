@@ -128,8 +128,8 @@ def _pm_config(cfg: CosmoThroughputConfig, spec):
 
 def _generators(cfg: CosmoThroughputConfig, device: torch.device, rank: int):
     """(name → (kind, make(n, rng) -> (n, N, N) κ, flops per sample or None), map spec, PMConfig)."""
-    from hpcgen.jobs.generate import cosmo_sampler, load_generator
-    from hpcgen.models import flops_per_sample
+    from hpcgen.jobs.generate import load_generator
+    from hpcgen.models import cosmo_sampler, flops_per_sample
     from hpcgen.sim.cosmo_lognormal import simulate_lognormal
     from hpcgen.sim.cosmo_pm import simulate_pm
 
@@ -184,7 +184,7 @@ def _fidelity_metrics(ref: np.ndarray, test: np.ndarray, pixel_rad: float, work:
 
 def _fidelity(gens: dict, cfg: CosmoThroughputConfig, spec, pm, work: Path, log) -> tuple[dict, dict, list | None]:
     """(name → fidelity vs PM, fidelity floor = an independent PM sample vs the first, the valid ℓ range); rank 0."""
-    from hpcgen.jobs.validate_cosmo import GeneratorLimits
+    from hpcgen.fidelity.cosmo import GeneratorLimits
 
     n = cfg.fidelity_n
     t0 = time.perf_counter()

@@ -70,7 +70,7 @@ def pm_limit_attrs(noise, ell_range: tuple[float, float], criterion: str) -> dic
 
 
 def read_pm_limits(attrs) -> dict | None:
-    """The ``pm_*`` attributes of an open file as ``hpcgen.jobs.validate_cosmo.GeneratorLimits`` fields, or None when
+    """The ``pm_*`` attributes of an open file as ``hpcgen.fidelity.cosmo.GeneratorLimits`` fields, or None when
     the file has none (not a PM file, or written before they existed). Partial or malformed sets are ignored."""
     try:
         arrays = {f"noise_{k}": np.asarray(attrs[f"pm_noise_{k}"], dtype=np.float64) for k in _PM_LIMIT_ARRAYS}

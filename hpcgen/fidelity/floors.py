@@ -42,8 +42,13 @@ class Floor:
     def p95(self) -> float:
         return float(np.percentile(self.values, 95))
 
+    @property
+    def std(self) -> float:
+        """The spread of the metric between two samples of one distribution (0 with one resample)."""
+        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else 0.0
+
     def to_dict(self) -> dict:
-        return {"p50": self.p50, "p95": self.p95, "n_resamples": len(self.values)}
+        return {"p50": self.p50, "p95": self.p95, "std": self.std, "n_resamples": len(self.values)}
 
 
 def verdict_row(metric: str, value: float | None, floor: Floor | dict | None, *, spread: float | None = None,

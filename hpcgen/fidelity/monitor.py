@@ -1,4 +1,6 @@
-"""A cheap subset of the calorimeter fidelity metrics, for scoring a generator while it trains (time to fidelity).
+"""A cheap subset of the fidelity metrics, for scoring a generator while it trains (time to fidelity).
+
+Calorimeter showers (:func:`quick_score`, :data:`TARGETS`):
 
 The subset is the targets of a shipped calorimeter GAN (docs/calo_gan.md), each computed by the same estimator as
 ``hpcgen validate calo`` (:func:`hpcgen.fidelity.calo.evaluate`) with one resample instead of twenty and one
@@ -11,6 +13,15 @@ classifier seed instead of five:
 
 :func:`meets_targets` says whether a score reaches :data:`TARGETS`. MLPerf HPC times training "to a quality
 target" (Farrell et al., arXiv:2110.11466); this is that target for the calorimeter GAN.
+
+Convergence maps (:func:`quick_score_cosmo`, :data:`COSMO_TARGETS`), by :func:`hpcgen.fidelity.cosmo.evaluate` with
+``COSMO_RESAMPLES`` reference-half resamples instead of twenty:
+
+- the whole sample's max |ΔC_ℓ/C_ℓ| over the valid ℓ range;
+- the pixel-histogram and smoothed peak-height S, each over its floor p95;
+- for each Minkowski functional, how far its distance lies above the floor's median in units of the floor's
+  spread (reference halves against each other): the CosmoGAN targets' "within 2σ of the reference-vs-reference
+  spread".
 """
 
 from __future__ import annotations
@@ -20,6 +31,8 @@ from dataclasses import replace
 import numpy as np
 
 from hpcgen.fidelity.calo import CaloSample, FidelityConfig, evaluate
+from hpcgen.fidelity.cosmo import MINKOWSKI
+from hpcgen.fidelity.cosmo import evaluate as evaluate_cosmo
 from hpcgen.fidelity.classifier import ClassifierConfig
 
 # What a shipped calorimeter GAN must reach (issue "A GAN at fidelity"); S values relative to the floor.
@@ -30,6 +43,15 @@ TARGETS = {
     "S_layer_energy_median_over_floor": 2.0,
     "AUC_high_level": 0.85,
 }
+
+# What a shipped CosmoGAN must reach (issue "A GAN at fidelity").
+COSMO_TARGETS = {
+    "cl_max_abs_rel_err_valid": 0.10,  # whole sample, valid ℓ range
+    "S_pixel_histogram_over_floor_p95": 2.0,
+    "S_peak_heights_over_floor_p95": 2.0,
+    "minkowski_excess_sigma_max": 2.0,  # max over V0, V1, V2 of (D − floor p50) / floor std
+}
+COSMO_RESAMPLES = 8
 
 QUICK_CONFIG = FidelityConfig(resamples=1, classifier_resamples=1, cross_check=False, fpd=False,
                               classifier=ClassifierConfig(seeds=1))
@@ -70,3 +92,38 @@ def meets_targets(score: dict, targets: dict | None = None) -> bool:
     """True when every metric of ``targets`` (default :data:`TARGETS`) is at or below its limit."""
     targets = TARGETS if targets is None else targets
     return all(np.isfinite(score[k]) and score[k] <= v for k, v in targets.items())
+
+
+def quick_score_cosmo(ref_kappa, test_kappa, pixel_rad: float, seed: int = 0, ref_limits=None) -> dict:
+    """The monitor's metrics of ``test_kappa`` maps against ``ref_kappa`` maps (module docstring): every key of
+    :data:`COSMO_TARGETS` plus the raw values, their floors and the valid ℓ range."""
+    m = evaluate_cosmo(ref_kappa, test_kappa, pixel_rad, n_resamples=COSMO_RESAMPLES, seed=seed,
+                       ref_limits=ref_limits)
+    if m["floors"] is None:
+        raise ValueError("the monitor's reference needs at least 4 maps (two halves of 2) for its floors")
+    floors = m["floors"]["metrics"]
+
+    def value(k):  # median over the resamples, as the floors are; inf where undefined (no peaks, no valid bin)
+        v = floors[k]["value"]
+        return float("inf") if v is None else v["median"]
+
+    def floor(k, what):
+        f = floors[k]["floor"]
+        return float("nan") if f is None else f[what]
+
+    cl = m["whole_sample"]["cl_max_abs_rel_err_valid"]
+    out = {"n_ref": m["ref"]["n"], "n_test": m["test"]["n"], "ell_valid_range": m["ell_valid_range"],
+           "cl_max_abs_rel_err_valid": float("inf") if cl is None else cl,
+           "cl_max_abs_rel_err_valid_floor_p95": floor("cl_max_abs_rel_err_valid", "p95")}
+    for k in ("S_pixel_histogram", "S_peak_heights"):
+        out[k], out[f"{k}_floor_p95"] = value(k), floor(k, "p95")
+        out[f"{k}_over_floor_p95"] = out[k] / out[f"{k}_floor_p95"] if out[f"{k}_floor_p95"] > 0 else float("inf")
+    excess = {}
+    for k in MINKOWSKI:
+        d, p50, std = value(f"D_{k}"), floor(f"D_{k}", "p50"), floor(f"D_{k}", "std")
+        out[f"D_{k}"] = d
+        excess[k] = (d - p50) / std if std > 0 else (0.0 if d <= p50 else float("inf"))
+    out["minkowski_excess_sigma"] = excess
+    out["minkowski_excess_sigma_max"] = float(max(excess.values()))
+    out["meets_targets"] = meets_targets(out, COSMO_TARGETS)
+    return out

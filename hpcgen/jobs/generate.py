@@ -20,7 +20,7 @@ from hpcgen.dist.launch import process_ranks, select_device
 from hpcgen.dist.world import World
 from hpcgen.errors import UserError
 from hpcgen.jobs.sharded_run import prepare_output, run_sharded, split_counts
-from hpcgen.models import calo_sampler
+from hpcgen.models import calo_sampler, cosmo_sampler
 from hpcgen.seeding import stream
 
 
@@ -69,24 +69,6 @@ def load_generator(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module
     except (KeyError, TypeError, RuntimeError, ValueError, EOFError) as exc:
         raise UserError(f"--checkpoint: {run_dir}/checkpoint.pt is not a usable hpcgen checkpoint ({exc})") from None
     return g.to(device).eval(), ckpt
-
-
-def cosmo_sampler(g: torch.nn.Module, model_options: dict, device: torch.device, noise_gen: torch.Generator,
-                  sigma8: float):
-    """``sample(n) -> (n, N, N)`` float32 numpy κ maps at ``sigma8`` from a trained CosmoGAN generator (σ8 reaches
-    the generator only when it was trained with ``sigma8_conditioning``)."""
-    from hpcgen.models.pixel_transform import pixel_to_kappa
-    from hpcgen.train.tasks import COSMO_LATENT
-
-    conditioned = bool(model_options.get("sigma8_conditioning"))
-
-    @torch.no_grad()
-    def sample(n: int) -> np.ndarray:
-        z = torch.randn(n, COSMO_LATENT, generator=noise_gen).to(device)
-        sig = torch.full((n,), sigma8, device=device) if conditioned else None
-        return pixel_to_kappa(g(z, sig)).float().cpu().numpy()
-
-    return sample
 
 
 def generate(cfg: GenerateConfig, world: World) -> Path:

@@ -97,7 +97,8 @@ def validate_cosmo_files(ref: Path, test: Path, out_dir: Path, max_maps: int = 0
             if n < 2:
                 raise UserError(f"{path}: {n} map(s) to compare; validation needs at least 2 per file")
         _make_out_dir(out_dir)
-        from hpcgen.jobs.validate_cosmo import DEFAULT_SMOOTHING_ARCMIN, GeneratorLimits, validate_cosmo
+        from hpcgen.fidelity.cosmo import DEFAULT_SMOOTHING_ARCMIN, GeneratorLimits
+        from hpcgen.jobs.validate_cosmo import validate_cosmo
 
         smoothing = DEFAULT_SMOOTHING_ARCMIN if smoothing_arcmin is None else float(smoothing_arcmin)
         if not (math.isfinite(smoothing) and smoothing >= 0):

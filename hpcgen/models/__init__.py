@@ -150,3 +150,21 @@ __all__ = [
     "flops_per_sample",
     "model_summary",
 ]
+
+
+def cosmo_sampler(g: torch.nn.Module, model_options: dict, device: torch.device, noise_gen: torch.Generator,
+                  sigma8: float):
+    """``sample(n) -> (n, N, N)`` float32 numpy κ maps at ``sigma8`` from a trained CosmoGAN generator (in the mode
+    the caller set; σ8 reaches the generator only when it was trained with ``sigma8_conditioning``), noise from
+    ``noise_gen``."""
+    from hpcgen.models.pixel_transform import pixel_to_kappa
+
+    conditioned = bool(model_options.get("sigma8_conditioning"))
+
+    @torch.no_grad()
+    def sample(n: int) -> np.ndarray:
+        z = torch.randn(n, g.latent_dim, generator=noise_gen).to(device)
+        sig = torch.full((n,), sigma8, device=device) if conditioned else None
+        return pixel_to_kappa(g(z, sig)).float().cpu().numpy()
+
+    return sample

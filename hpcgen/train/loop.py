@@ -172,9 +172,11 @@ def _train(cfg: TrainConfig, engine, images, cond, task_kwargs, data_meta) -> di
     torch.manual_seed(_rank_seed(cfg.seed, rank) + 1)  # dropout etc.: one stream per rank
     monitor = None
     if cfg.eval_every and rank == 0:
-        from hpcgen.train.monitor import FidelityMonitor
+        from hpcgen.train.monitor import CosmoFidelityMonitor, FidelityMonitor
 
-        monitor = FidelityMonitor(cfg.eval_data, task_kwargs["image_shape"], cfg.image_scale, seed=cfg.seed)
+        monitor = (CosmoFidelityMonitor(cfg.eval_data, task.model_options, task_kwargs["pixel_rad"], seed=cfg.seed)
+                   if cfg.domain == "cosmo" else
+                   FidelityMonitor(cfg.eval_data, task_kwargs["image_shape"], cfg.image_scale, seed=cfg.seed))
     start, wall_before = 0, 0.0
     if cfg.resume:
         ckpt = load_checkpoint(cfg.out)
