@@ -183,6 +183,8 @@ def _add_train(sub) -> None:
                    help="factorised: decay of G's weight average that generation uses (0 = off)")
     p.add_argument("--sigma8-conditioning", action="store_true", help="CosmoGAN conditioned on σ8")
     p.add_argument("--spectral-loss", action="store_true", help="CosmoGAN spectral loss (needs the P(k) estimator)")
+    p.add_argument("--cosmo-width", type=float, default=1.0,
+                   help="CosmoGAN channel multiplier of both networks (1 = the paper's; 0.5 = a quarter of the FLOPs)")
     p.add_argument("--timeout-s", type=float, default=120.0, help="rendezvous/collective timeout (DDP)")
     p.add_argument("--time-limit-s", type=float, default=0.0,
                    help="checkpoint and stop with exit 75 after this many seconds of training (resume later)")
@@ -684,7 +686,7 @@ def _train(args: argparse.Namespace) -> int:
         resume={"no": False, "yes": True, "auto": "auto"}[args.resume],
         checkpoint_every=args.checkpoint_every, lr_scaling=args.lr_scaling, warmup_steps=args.warmup_steps,
         device=args.device, bf16=args.bf16, ops_impl=args.ops_impl, g_steps=args.g_steps, sigma8_conditioning=args.sigma8_conditioning,
-        spectral_loss=args.spectral_loss, progress=_progress(args), calo_arch=args.calo_arch, calo_loss=args.calo_loss,
+        spectral_loss=args.spectral_loss, cosmo_width=args.cosmo_width, progress=_progress(args), calo_arch=args.calo_arch, calo_loss=args.calo_loss,
         d_view=args.d_view, spectral_norm=not args.no_spectral_norm, g_ema=args.g_ema,
         feature_matching=args.feature_matching,
         eval_data=args.eval_data, eval_every=args.eval_every, time_limit_s=args.time_limit_s, **_lr_option(args))

@@ -175,6 +175,7 @@ class TrainConfig:
     lr_cosmo: float = 2e-4
     sigma8_conditioning: bool = False
     spectral_loss: bool = False
+    cosmo_width: float = 1.0  # CosmoGAN channel multiplier (1 = the paper's network)
     spectral_weights: tuple[float, float] = (0.1, 0.1)  # λ1 (mean spectrum), λ2 (spectrum variance); our choice
 
     def __post_init__(self) -> None:
@@ -220,6 +221,11 @@ class TrainConfig:
             raise UserError("--eval-every / --eval-data: give both (steps > 0 and a held-out file) or neither")
         if self.eval_data is not None and not self.eval_data.exists():
             raise UserError(f"--eval-data: {self.eval_data}: no such file")
+        if not 0 < self.cosmo_width <= 4:
+            raise UserError(f"--cosmo-width: expected a channel multiplier in (0, 4] (1 = the paper's), got "
+                            f"{self.cosmo_width}")
+        if self.cosmo_width != 1.0 and self.domain != "cosmo":
+            raise UserError("--cosmo-width: only applies to `train cosmo` (CosmoGAN)")
         if self.spectral_loss and self.domain != "cosmo":
             raise UserError("--spectral-loss: only applies to `train cosmo` (CosmoGAN)")
         if not self.data.exists():

@@ -55,3 +55,16 @@ def test_train_cosmo_logs_the_monitor_and_rejects_held_out_maps_of_another_size(
                   "--eval-data", str(other), "--eval-every", "1", "--no-progress")
     assert res.returncode == 2 and "--eval-data" in res.stderr and "64×64" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_half_width_cosmogan_trains_and_resumes_only_at_its_width(tmp_path):
+    data = write_small_cosmo(tmp_path / "train.h5", n=16)
+    run = tmp_path / "run"
+    base = ("train", "cosmo", "--data", str(data), "--out", str(run), "--batch-size", "4", "--no-progress")
+    res = run_cli(*base, "--steps", "1", "--cosmo-width", "0.5")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads((run / "config.json").read_text())["cosmo_width"] == 0.5
+    res = run_cli(*base, "--steps", "2", "--resume")
+    assert res.returncode == 2 and "resume it with --cosmo-width 0.5" in res.stderr
+    res = run_cli(*base, "--steps", "2", "--resume", "--cosmo-width", "0.5")
+    assert res.returncode == 0, res.stderr[-2000:]

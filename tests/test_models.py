@@ -149,6 +149,19 @@ def test_cosmogan_256_generator_costs_5_1_gflop_per_map():
     assert flops == analytic == 5_102_370_816
 
 
+def test_cosmogan_half_width_has_half_the_channels_and_a_quarter_of_the_conv_flops():
+    g, d = build_gan("cosmo", image_size=128, width=0.5)
+    assert g.channels == (256, 128, 64, 32)
+    assert [m.out_channels for m in d.modules() if isinstance(m, torch.nn.Conv2d)] == [32, 64, 128, 256]
+    assert g(torch.randn(2, 64)).shape == (2, 128, 128) and d(torch.zeros(2, 128, 128)).shape == (2,)
+    full = flops_per_sample(CosmoGenerator(image_size=128), "cosmo")
+    layers = [(256, 128, 8), (128, 64, 16), (64, 32, 32), (32, 1, 64)]  # (C_in, C_out, input side)
+    analytic = 2 * 64 * 256 * 8**2 + sum(2 * c_in * c_out * 25 * side**2 for c_in, c_out, side in layers)
+    assert flops_per_sample(g, "cosmo") == analytic and analytic < 0.3 * full
+    with pytest.raises(ValueError, match="width"):
+        CosmoGenerator(width=0)
+
+
 def test_cosmogan_rejects_sizes_that_are_not_multiples_of_16():
     with pytest.raises(ValueError, match="multiple of 16"):
         CosmoGenerator(image_size=100)

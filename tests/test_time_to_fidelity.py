@@ -49,3 +49,38 @@ def test_unknown_target_metric_names_the_allowed_ones(tmp_path):
     with pytest.raises(UserError, match=r"unknown metric\(s\) AUC; allowed: response_mean_rel_error_max"):
         TimeToFidelityConfig(data=tmp_path / "a.h5", eval_data=tmp_path / "a.h5", out=tmp_path / "o.json",
                              targets={"AUC": 0.9})
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_points_run_side_by_side_on_their_own_cores_and_report_a_reached_target(tmp_path):
+    """Two 1-rank seeds share the host at once, one core each; the 2-rank point gets both cores alone. A target that
+    the fitted start already meets is reached at step 0; one nothing meets is "not reached" with no time."""
+    import os
+
+    from hpcgen.bench.time_to_fidelity import TimeToFidelityConfig, run_time_to_fidelity
+    from tests.conftest import write_small_calo
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 cores")
+    data, held = write_small_calo(tmp_path / "t.h5", n=128), write_small_calo(tmp_path / "h.h5", n=64, seed=1)
+    lines = []
+    easy = {k: math.inf for k in TARGETS}
+    cfg = TimeToFidelityConfig(data=data, eval_data=held, out=tmp_path / "ttf.json", ranks=(1, 2), seeds=(1, 2),
+                               minutes=0.1, batch_per_rank=8, eval_every=5, warmup_steps=2, targets=easy,
+                               runs=tmp_path / "runs")
+    result = run_time_to_fidelity(cfg, say=lines.append)
+    starts = [x for x in lines if x.startswith("time-to-fidelity:")]
+    a, b = sorted(os.sched_getaffinity(0))[:2]
+    assert starts[:2] == [f"time-to-fidelity: 1 rank(s), seed 1, 0.1 min on core(s) [{a}]",
+                          f"time-to-fidelity: 1 rank(s), seed 2, 0.1 min on core(s) [{b}]"]
+    assert starts[2:] == [f"time-to-fidelity: 2 rank(s), seed {s}, 0.1 min on core(s) [{a}, {b}]" for s in (1, 2)]
+    rows = {r["ranks"]: r for r in result["rows"]}
+    assert rows[1]["reached"] == rows[2]["reached"] == 2
+    assert all(p["at"]["step"] == 0 and p["at"]["samples_seen"] == 0 for r in rows.values() for p in r["points"])
+    assert (tmp_path / "ttf.png").exists()
+    never = TimeToFidelityConfig(data=data, eval_data=held, out=tmp_path / "n.json", ranks=(1,), seeds=(1,),
+                                 minutes=0.05, batch_per_rank=8, eval_every=5, targets={"AUC_high_level": -1.0},
+                                 runs=tmp_path / "runs2")
+    row = run_time_to_fidelity(never, say=lambda _: None)["rows"][0]
+    assert row["reached"] == 0 and "time_to_target_s" not in row

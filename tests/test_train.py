@@ -149,6 +149,10 @@ def test_generate_writes_the_monte_carlo_schema_under_mpirun(tmp_path, calo_data
     (lambda d: ["train", "calo", "--data", str(d / "calo.h5"), "--steps", "1", "--ops-impl", "gpu", "--out", str(d / "r")],
      "--ops-impl: expected one of auto, ref, cpu, cuda"),
     (lambda d: ["generate", "--checkpoint", str(d / "nothing"), "--n", "2", "--out", str(d / "g.h5")], "holds no checkpoint.pt"),
+    (lambda d: ["train", "cosmo", "--data", str(d / "cosmo.h5"), "--steps", "1", "--cosmo-width", "0", "--out",
+                str(d / "r")], "--cosmo-width: expected a channel multiplier in (0, 4]"),
+    (lambda d: ["train", "calo", "--data", str(d / "calo.h5"), "--steps", "1", "--cosmo-width", "0.5", "--out",
+                str(d / "r")], "--cosmo-width: only applies to `train cosmo`"),
 ])
 def test_bad_training_input_is_one_line_exit_2(tmp_path, calo_data, cosmo_data, make_args, words):
     res = run_cli(*make_args(tmp_path))

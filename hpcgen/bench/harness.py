@@ -89,3 +89,21 @@ def time_until_precise(fn: Callable[[], object], items: float, min_repeats: int,
             relative_error(rates(items, times)) > target_rel_error and sum(times) < max_seconds)
         if not agree(more):
             return times
+
+
+def local_mpirun(ranks: int, *args: str) -> list[str]:
+    """The command line that runs ``python *args`` as ``ranks`` ranks on this host under the venv's Open MPI, one
+    OpenMP thread per rank and no progress bars. DDP's rendezvous gets a free port of its own, so concurrent jobs on
+    one host never collide on the default 29500."""
+    import os
+    import socket
+    import sys
+    from pathlib import Path
+
+    mpirun = Path(sys.executable).parent / "mpirun"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = ["--allow-run-as-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    return [str(mpirun) if mpirun.exists() else "mpirun", *root, "-n", str(ranks), "--oversubscribe",
+            "-x", "OMP_NUM_THREADS=1", "-x", "HPCGEN_NO_PROGRESS=1", "-x", f"MASTER_PORT={port}", sys.executable, *args]

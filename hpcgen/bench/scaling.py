@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from hpcgen.bench import scaling_model as sm
+from hpcgen.bench.harness import local_mpirun
 from hpcgen.bench.results import host_info, make_result, summarise, write_result
 from hpcgen.config import TrainConfig, check_choice
 from hpcgen.data import cosmo_file
@@ -105,20 +105,6 @@ class ScalingConfig:
     def batch_at(self, ranks: int) -> int:
         """Samples per rank and step at ``ranks`` ranks."""
         return self.batch_per_rank if self.mode == "weak" else self.global_batch // ranks
-
-
-def _mpirun(ranks: int, *args: str) -> list[str]:
-    """mpirun command line; DDP's rendezvous gets a free port (unless MASTER_PORT is set), so concurrent jobs on
-    one node do not collide on the default 29500."""
-    mpirun = Path(sys.executable).parent / "mpirun"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = os.environ.get("MASTER_PORT") or str(sock.getsockname()[1])
-    cmd = [str(mpirun) if mpirun.exists() else "mpirun", "-n", str(ranks), "--oversubscribe", "-x", "OMP_NUM_THREADS=1",
-           "-x", "HPCGEN_NO_PROGRESS=1", "-x", f"MASTER_PORT={port}", sys.executable, *args]
-    if os.geteuid() == 0:
-        cmd.insert(1, "--allow-run-as-root")
-    return cmd
 
 
 def _launch(cmd: list[str]) -> str:
@@ -215,7 +201,7 @@ def _fmt(s: dict, unit: str = "") -> str:  # median [min, max]
 def measure_point(cfg: ScalingConfig, data: Path, engine: str, ranks: int, sizes: list[int], work: Path) -> dict:
     b = cfg.batch_at(ranks)
     run = work / f"{cfg.model}-{engine}-{ranks}"
-    _launch(_mpirun(ranks, "-m", "hpcgen.cli", "train", cfg.model, "--data", str(data), "--engine", engine,
+    _launch(local_mpirun(ranks, "-m", "hpcgen.cli", "train", cfg.model, "--data", str(data), "--engine", engine,
                     "--batch-size", str(b), "--steps", str(cfg.steps), "--out", str(run),
                     "--checkpoint-every", str(10**6), "--no-progress"))
     summary = json.loads((run / "summary.json").read_text())
@@ -229,7 +215,7 @@ def measure_point(cfg: ScalingConfig, data: Path, engine: str, ranks: int, sizes
     if ranks == 1:
         probe = [{"bytes": n, **summarise([0.0]), "skipped": "1 rank: nothing to all-reduce"} for n in sizes]
     else:
-        probe = parse_probe(_launch(_mpirun(ranks, "-m", "hpcgen.bench.scaling", "--allreduce-probe", engine,
+        probe = parse_probe(_launch(local_mpirun(ranks, "-m", "hpcgen.bench.scaling", "--allreduce-probe", engine,
                                             *map(str, sizes))))["sizes"]
     row["allreduce_s"] = {k: v for k, v in probe[0].items() if k != "bytes"}  # the largest: the gradient
     row["allreduce_probe"] = probe

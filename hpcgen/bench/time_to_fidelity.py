@@ -17,10 +17,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
-import sys
+import time
 from pathlib import Path
 
+from hpcgen.bench.harness import local_mpirun
 from hpcgen.bench.results import display_path, host_info, make_result, summarise, write_result
 from hpcgen.errors import UserError
 from hpcgen.fidelity.monitor import TARGETS, meets_targets
@@ -84,27 +86,30 @@ def first_meeting(evals: list[dict], targets: dict) -> dict | None:
     return None
 
 
-def _mpirun(ranks: int, *args: str) -> list[str]:
-    mpirun = Path(sys.executable).parent / "mpirun"
-    extra = ["--allow-run-as-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
-    return [str(mpirun) if mpirun.exists() else "mpirun", "-n", str(ranks), "--oversubscribe", *extra,
-            "-x", "OMP_NUM_THREADS=1", "-x", "HPCGEN_NO_PROGRESS=1", sys.executable, *args]
-
-
-def run_point(cfg: TimeToFidelityConfig, ranks: int, seed: int) -> dict:
+def _launch(cfg: TimeToFidelityConfig, ranks: int, seed: int, cores: list[int]) -> tuple[subprocess.Popen, Path]:
+    """Start one (ranks, seed) training, its ranks pinned to ``cores`` (one each), stderr to a log beside its run."""
     run = cfg.runs / f"r{ranks}_s{seed}"
     if run.exists():
         for p in run.iterdir():
             p.unlink()
-    cmd = _mpirun(ranks, "-m", "hpcgen.cli", "train", "calo", "--data", str(cfg.data), "--out", str(run),
+    cmd = local_mpirun(ranks, "-m", "hpcgen.cli", "train", "calo", "--data", str(cfg.data), "--out", str(run),
                   "--steps", "100000000", "--batch-size", str(cfg.batch_per_rank), "--seed", str(seed),
                   "--lr-scaling", "linear", "--warmup-steps", str(cfg.warmup_steps),
                   "--eval-data", str(cfg.eval_data), "--eval-every", str(cfg.eval_every),
                   "--checkpoint-every", "100000000", "--time-limit-s", str(cfg.minutes * 60), *cfg.train_args)
-    res = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    if res.returncode not in (0, 75):  # 75: stopped at the time limit, as asked
-        raise RuntimeError(f"training with {ranks} rank(s), seed {seed} failed (exit {res.returncode}): "
-                           f"{res.stderr.strip()[-1500:]}")
+    if shutil.which("taskset"):
+        cmd = ["taskset", "-c", ",".join(map(str, cores)), *cmd]
+    log = open(cfg.runs / f"r{ranks}_s{seed}.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    log.close()
+    return proc, run
+
+
+def _point(cfg: TimeToFidelityConfig, ranks: int, seed: int, run: Path, returncode: int) -> dict:
+    if returncode not in (0, 75):  # 75: stopped at the time limit, as asked
+        log = (cfg.runs / f"r{ranks}_s{seed}.log").read_text()
+        raise RuntimeError(f"training with {ranks} rank(s), seed {seed} failed (exit {returncode}): "
+                           f"{log.strip()[-1500:]}")
     evals = evaluations(run)
     hit = first_meeting(evals, cfg.targets)
     best = min(evals, key=lambda e: e["eval"]["AUC_high_level"])
@@ -112,6 +117,33 @@ def run_point(cfg: TimeToFidelityConfig, ranks: int, seed: int) -> dict:
             "best": {"step": best["step"], "wall_s": best["wall_s"], **{k: best["eval"][k] for k in cfg.targets}},
             "curve": [{"step": e["step"], "wall_s": e["wall_s"], "samples_seen": e["samples_seen"],
                        **{k: e["eval"][k] for k in cfg.targets}} for e in evals]}
+
+
+def run_points(cfg: TimeToFidelityConfig, say=print) -> list[dict]:
+    """Every (ranks, seed) point, as many at once as this process's cores allow with one core per rank: a point
+    gets its own cores (``taskset``), so two 1-rank points on a 2-core host run side by side on one core each and
+    a 2-rank point has both. Points come back in (ranks, seeds) order."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    if max(cfg.ranks) > len(cores):
+        raise UserError(f"--ranks: {max(cfg.ranks)} ranks need as many cores, this process has {len(cores)}")
+    todo = [(r, s) for r in cfg.ranks for s in cfg.seeds]
+    running: dict = {}  # proc -> (ranks, seed, run, cores)
+    done: dict = {}
+    while todo or running:
+        free = [c for c in cores if all(c not in v[3] for v in running.values())]
+        while todo and todo[0][0] <= len(free):
+            ranks, seed = todo.pop(0)
+            mine, free = free[:ranks], free[ranks:]
+            say(f"time-to-fidelity: {ranks} rank(s), seed {seed}, {cfg.minutes:g} min on core(s) {mine}")
+            proc, run = _launch(cfg, ranks, seed, mine)
+            running[proc] = (ranks, seed, run, mine)
+        time.sleep(2)
+        for proc in [p for p in running if p.poll() is not None]:
+            ranks, seed, run, _ = running.pop(proc)
+            p = done[(ranks, seed)] = _point(cfg, ranks, seed, run, proc.returncode)
+            say(f"  {ranks} rank(s), seed {seed}: {'reached at %.0f s' % p['at']['wall_s'] if p['reached'] else 'not reached'}; "
+                f"best AUC {p['best']['AUC_high_level']:.3f}")
+    return [done[(r, s)] for r in cfg.ranks for s in cfg.seeds]
 
 
 def summarise_points(points: list[dict]) -> list[dict]:
@@ -152,16 +184,10 @@ def plot(result: dict, out: Path) -> None:
 
 def run_time_to_fidelity(cfg: TimeToFidelityConfig, say=print) -> dict:
     cfg.runs.mkdir(parents=True, exist_ok=True)
-    points = []
-    for ranks in cfg.ranks:
-        for seed in cfg.seeds:
-            say(f"time-to-fidelity: {ranks} rank(s), seed {seed}, {cfg.minutes:g} min")
-            points.append(run_point(cfg, ranks, seed))
-            p = points[-1]
-            say(f"  {'reached at %.0f s' % p['at']['wall_s'] if p['reached'] else 'not reached'}; "
-                f"best AUC {p['best']['AUC_high_level']:.3f}")
+    points = run_points(cfg, say)
     config = {k: (display_path(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
-    config["lr_scaling"] = "linear"
+    config.update(lr_scaling="linear", cores_per_rank=1, threads_per_rank=1,
+                  concurrency="points run side by side on disjoint cores (taskset) when the host has enough")
     result = make_result("time_to_fidelity", config, summarise_points(points), host=host_info("ddp"))
     write_result(cfg.out, result)
     plot(result, cfg.out.with_suffix(".png"))

@@ -22,7 +22,7 @@ CALO_ARCHS = ("3dgan", "factorised")  # the paper's 3DGAN (baseline) | hpcgen.mo
 _OPTIONS = {
     "calo": ("arch", "latent_dim", "image_shape", "output_scale", "dropout", "sampling_fraction", "threshold",
              "view", "spectral_norm"),
-    "cosmo": ("latent_dim", "image_size", "sigma8_conditioning"),
+    "cosmo": ("latent_dim", "image_size", "sigma8_conditioning", "width"),
 }
 
 
@@ -37,7 +37,7 @@ def build_gan(domain: str, **options) -> tuple[nn.Module, nn.Module]:
     calo options: arch ("3dgan"). 3dgan: latent_dim (200), image_shape ((25, 25, 25)), output_scale (1.0),
         dropout (0.2). factorised: latent_dim (64), image_shape, sampling_fraction and threshold (network units),
         view ("both": what the discriminator reads, see FactorisedDiscriminator), spectral_norm (True).
-    cosmo options: latent_dim (64), image_size (256), sigma8_conditioning (False).
+    cosmo options: latent_dim (64), image_size (256), sigma8_conditioning (False), width (1.0: the paper's channels).
     """
     _check_domain(domain)
     unknown = sorted(set(options) - set(_OPTIONS[domain]))

@@ -12,6 +12,8 @@ arXiv:1706.02390 (shared/REFERENCE.md §1), following the layers of their Tensor
   every convolution but the first (the DCGAN rule; REFERENCE's "BN after the first" read as "from the second on")
   → Linear → one real/fake logit (the trainer's BCE applies the sigmoid).
 - Initialisation: the DCGAN N(0, 0.02) for every convolution and linear weight, zero biases.
+- Width (hpcgen's, not the paper's): ``width`` scales every hidden channel count of both networks (0.5 halves
+  them: a quarter of the convolution FLOPs), for CPU budgets; 1.0 is the paper's network.
 - σ8 conditioning (cosmogan_pytorch's conditional variant): σ8 is appended to the generator's latent and given to
   the discriminator as an extra constant input channel. σ8 enters as it is (≈0.8); a model built with
   conditioning requires ``sigma8`` and one built without it rejects one, so a mis-wired trainer fails loudly
@@ -45,6 +47,12 @@ def _dcgan_init(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
+def _channels(base: tuple[int, ...], width: float) -> tuple[int, ...]:
+    if not 0 < float(width) <= 4:
+        raise ValueError(f"width must be in (0, 4], got {width}")
+    return tuple(max(1, round(c * float(width))) for c in base)
+
+
 def _check_sigma8(sigma8, conditioned: bool, batch: int, who: str):
     if not conditioned:
         if sigma8 is not None:
@@ -60,7 +68,8 @@ def _check_sigma8(sigma8, conditioned: bool, batch: int, who: str):
 class CosmoGenerator(nn.Module):
     """CosmoGAN generator: noise (B, latent_dim) [+ σ8 (B,)] → (B, image_size, image_size) pixels in (−1, 1)."""
 
-    def __init__(self, latent_dim: int = 64, image_size: int = 256, sigma8_conditioning: bool = False):
+    def __init__(self, latent_dim: int = 64, image_size: int = 256, sigma8_conditioning: bool = False,
+                 width: float = 1.0):
         super().__init__()
         if int(latent_dim) < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
@@ -68,11 +77,12 @@ class CosmoGenerator(nn.Module):
         self.image_size = _check_image_size(image_size)
         self.sigma8_conditioning = bool(sigma8_conditioning)
         self._base = self.image_size // 16
+        self.channels = _channels(_G_CHANNELS, width)
 
-        c0 = _G_CHANNELS[0]
+        c0 = self.channels[0]
         self.linear = nn.Linear(self.latent_dim + self.sigma8_conditioning, c0 * self._base**2)
         layers: list[nn.Module] = [nn.BatchNorm2d(c0), nn.ReLU()]
-        for c_in, c_out in zip(_G_CHANNELS, _G_CHANNELS[1:] + (1,)):
+        for c_in, c_out in zip(self.channels, self.channels[1:] + (1,)):
             # padding 2 + output_padding 1 makes a 5×5 stride-2 transposed conv exactly double H and W (TF 'same').
             layers.append(nn.ConvTranspose2d(c_in, c_out, _KERNEL, stride=2, padding=2, output_padding=1))
             layers += [nn.BatchNorm2d(c_out), nn.ReLU()] if c_out != 1 else [nn.Tanh()]
@@ -85,21 +95,22 @@ class CosmoGenerator(nn.Module):
             raise ValueError(f"noise must have shape (B, {self.latent_dim}), got {tuple(noise.shape)}")
         sigma8 = _check_sigma8(sigma8, self.sigma8_conditioning, noise.shape[0], "CosmoGenerator")
         z = noise if sigma8 is None else torch.cat([noise, sigma8[:, None].to(noise.dtype)], dim=1)
-        h = self.linear(z).view(-1, _G_CHANNELS[0], self._base, self._base)
+        h = self.linear(z).view(-1, self.channels[0], self._base, self._base)
         return self.body(h).squeeze(1)
 
 
 class CosmoDiscriminator(nn.Module):
     """CosmoGAN discriminator: x (B, image_size, image_size) [+ σ8 (B,)] → real/fake logit (B,)."""
 
-    def __init__(self, image_size: int = 256, sigma8_conditioning: bool = False):
+    def __init__(self, image_size: int = 256, sigma8_conditioning: bool = False, width: float = 1.0):
         super().__init__()
         self.image_size = _check_image_size(image_size)
         self.sigma8_conditioning = bool(sigma8_conditioning)
+        channels = _channels(_D_CHANNELS, width)
 
         layers: list[nn.Module] = []
         c_in = 1 + self.sigma8_conditioning
-        for i, c_out in enumerate(_D_CHANNELS):
+        for i, c_out in enumerate(channels):
             layers.append(nn.Conv2d(c_in, c_out, _KERNEL, stride=2, padding=2))
             if i > 0:
                 layers.append(nn.BatchNorm2d(c_out))
@@ -107,7 +118,7 @@ class CosmoDiscriminator(nn.Module):
             c_in = c_out
         layers.append(nn.Flatten())
         self.features = nn.Sequential(*layers)
-        self.logit = nn.Linear(_D_CHANNELS[-1] * (self.image_size // 16) ** 2, 1)
+        self.logit = nn.Linear(channels[-1] * (self.image_size // 16) ** 2, 1)
         _dcgan_init(self)
 
     def forward(self, x: torch.Tensor, sigma8: torch.Tensor | None = None) -> torch.Tensor:

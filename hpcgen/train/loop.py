@@ -189,6 +189,10 @@ def _train(cfg: TrainConfig, engine, images, cond, task_kwargs, data_meta) -> di
         arch = ckpt["config"].get("calo_arch", "3dgan")  # checkpoints from before the choice are 3DGAN runs
         if cfg.domain == "calo" and arch != cfg.calo_arch:
             raise UserError(f"--resume: {cfg.out} holds a {arch} run; resume it with --calo-arch {arch}")
+        width = float(ckpt.get("model_options", {}).get("width", 1.0))
+        if cfg.domain == "cosmo" and width != cfg.cosmo_width:
+            raise UserError(f"--resume: {cfg.out} holds a CosmoGAN of width {width:g}; resume it with "
+                            f"--cosmo-width {width:g}")
         task.load_state(ckpt["state"])
         set_rng_state(ckpt["rng"][rank], noise_gen)
         start = int(ckpt["step"])

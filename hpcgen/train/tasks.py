@@ -301,7 +301,8 @@ class CosmoGANTask(GANTask):
     def __init__(self, cfg: TrainConfig, engine, noise_gen: torch.Generator, image_size: int,
                  pixel_rad: float) -> None:
         super().__init__(cfg, engine, noise_gen,
-                         {"image_size": int(image_size), "sigma8_conditioning": cfg.sigma8_conditioning})
+                         {"image_size": int(image_size), "sigma8_conditioning": cfg.sigma8_conditioning,
+                          "width": cfg.cosmo_width})
         self.pixel_rad = float(pixel_rad)
         self._real = None  # this step's real batch (pixel space), for the spectral loss of the G steps
         if cfg.spectral_loss:
