@@ -31,7 +31,7 @@ from bench_common import summarise, write_result
 from hpcgen.bench.shipped_gan import MONITOR_PLOTS
 
 # arm name -> flags on top of the default recipe (`hpcgen train calo` defaults: factorised, hinge, D reading the physics
-# features only, feature matching 1, spectral norm, EMA 0.999, fp32)
+# features only, straight-through read-out, feature matching 1, spectral norm, EMA 0.999, fp32)
 CALO_ARMS: dict[str, list[str]] = {
     "factorised": [],
     "3dgan": ["--calo-arch", "3dgan"],
@@ -44,6 +44,7 @@ CALO_ARMS: dict[str, list[str]] = {
     "no_ema": ["--g-ema", "0"],
     "bf16": ["--bf16"],
     "lr_1e-4": ["--lr", "1e-4"],
+    "soft_readout": ["--readout", "soft"],
 }
 # `hpcgen train cosmo` defaults: the paper's CosmoGAN (width 1), BCE, no spectral loss, fp32
 COSMO_ARMS: dict[str, list[str]] = {

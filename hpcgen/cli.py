@@ -57,6 +57,25 @@ def _add_simulate(sub) -> None:
     k.add_argument("--overwrite", action="store_true", help="replace an existing output and its shards")
     k.add_argument("--no-progress", action="store_true", help="no progress bar")
     k.add_argument("--shard", default=None, metavar="K/M", help=_SHARD_HELP)
+    i = dom.add_parser("ising", help="2D Ising configurations at a list of temperatures (hpcgen.ising/1)")
+    i.add_argument("--algorithm", required=True, help="metropolis (checkerboard single-spin) | wolff (single cluster)")
+    i.add_argument("--L", type=int, required=True, help="lattice side: L×L spins, periodic (>= 4)")
+    i.add_argument("--temperatures", required=True,
+                   help="A:B:K (K evenly spaced from A to B) or T1,T2,... (Tc = the critical temperature); J/k_B")
+    i.add_argument("--n", type=int, required=True, help="configurations per temperature (over all ranks)")
+    i.add_argument("--thin", default="auto",
+                   help="sweeps between kept configurations, or auto = ceil(2 tau_int) from a pilot run (default)")
+    i.add_argument("--thermalise", default="auto",
+                   help="sweeps discarded at the start of each chain, or auto = max(1000, ceil(20 tau_int)) (default)")
+    i.add_argument("--pilot-sweeps", type=int, default=4096,
+                   help="first pilot segment per temperature; doubled until tau_int is reliable (default 4096)")
+    i.add_argument("--pilot-max-sweeps", type=int, default=1 << 20, help="cap of the pilot segment (default 2^20)")
+    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--out", type=Path, required=True, help="output file NAME.h5 (shards NAME.r<k>.h5 beside it)")
+    i.add_argument("--chunk", type=int, default=0, help="configurations per chunk and rank (0 = 64)")
+    i.add_argument("--overwrite", action="store_true", help="replace an existing output and its shards")
+    i.add_argument("--no-progress", action="store_true", help="no progress bar")
+    i.add_argument("--shard", default=None, metavar="K/M", help=_SHARD_HELP)
 
 
 _SHARD_HELP = ("write only shard K of M (0-based) as one process, exactly what rank K of an M-rank run writes "
@@ -102,6 +121,18 @@ def _simulate_cosmo(args: argparse.Namespace) -> int:
                               chunk=args.chunk, overwrite=args.overwrite, progress=_progress(args),
                               shard=_shard(args))
     return _run_on_world(lambda w: simulate_cosmo(cfg, w), f"{cfg.n} {cfg.generator} maps", cfg.shard)
+
+
+def _simulate_ising(args: argparse.Namespace) -> int:
+    from hpcgen.jobs.simulate_ising import SimulateIsingConfig, TemperatureSpec, simulate_ising
+
+    temperatures = TemperatureSpec.parse(args.temperatures)
+    cfg = SimulateIsingConfig(algorithm=args.algorithm, L=args.L, temperatures=temperatures, n=args.n, seed=args.seed,
+                              out=args.out, thin=args.thin, thermalise=args.thermalise, pilot_sweeps=args.pilot_sweeps,
+                              pilot_max_sweeps=args.pilot_max_sweeps, chunk=args.chunk, overwrite=args.overwrite,
+                              progress=_progress(args), shard=_shard(args))
+    what = f"{cfg.n} {cfg.algorithm} configurations at each of {len(cfg.temperatures.values)} temperatures"
+    return _run_on_world(lambda w: simulate_ising(cfg, w), what, cfg.shard)
 
 
 def _add_validate(sub) -> None:
@@ -176,6 +207,9 @@ def _add_train(sub) -> None:
                    help="learning rate (default: 3dgan 1e-3 RMSprop, factorised 2e-4 Adam, cosmo 2e-4 Adam)")
     c.add_argument("--d-view", default="physics",
                    help="factorised: what D reads — physics (the features the fidelity classifier reads; default), both (+ cells), cells")
+    c.add_argument("--readout", default="straight-through",
+                   help="factorised: the training read-out of the hit threshold in G, D and the feature matching — "
+                        "straight-through (exactly 0/1 as in generation, the sigmoid's gradient; default) | soft")
     c.add_argument("--no-spectral-norm", action="store_true", help="factorised: no spectral norm in D")
     c.add_argument("--feature-matching", type=float, default=1.0,
                    help="factorised: weight of matching the batch mean and spread of the physics features in G's loss")
@@ -495,6 +529,8 @@ def _run(args: argparse.Namespace) -> int:
         return _run_on_world(lambda w: generate(cfg, w), f"{cfg.n} samples")
     if args.verb == "simulate" and args.domain == "cosmo":
         return _simulate_cosmo(args)
+    if args.verb == "simulate" and args.domain == "ising":
+        return _simulate_ising(args)
     if args.verb == "simulate":
         from hpcgen.config import EnergySpec, SimulateCaloConfig
         from hpcgen.physics.calo_geometry import SamplingCalorimeter
@@ -687,7 +723,7 @@ def _train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every, lr_scaling=args.lr_scaling, warmup_steps=args.warmup_steps,
         device=args.device, bf16=args.bf16, ops_impl=args.ops_impl, g_steps=args.g_steps, sigma8_conditioning=args.sigma8_conditioning,
         spectral_loss=args.spectral_loss, cosmo_width=args.cosmo_width, progress=_progress(args), calo_arch=args.calo_arch, calo_loss=args.calo_loss,
-        d_view=args.d_view, spectral_norm=not args.no_spectral_norm, g_ema=args.g_ema,
+        d_view=args.d_view, readout=args.readout, spectral_norm=not args.no_spectral_norm, g_ema=args.g_ema,
         feature_matching=args.feature_matching,
         eval_data=args.eval_data, eval_every=args.eval_every, time_limit_s=args.time_limit_s, **_lr_option(args))
     if args.timeout_s <= 0:

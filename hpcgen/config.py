@@ -122,6 +122,7 @@ TRAIN_DOMAINS = ("calo", "cosmo")
 CALO_ARCHS = ("3dgan", "factorised")  # hpcgen.models.CALO_ARCHS, spelt out so that configs do not import torch
 CALO_LOSSES = ("hinge", "bce")
 D_VIEWS = ("both", "physics", "cells")  # hpcgen.models.calo_factorised.D_VIEWS
+READOUTS = ("soft", "straight-through")  # hpcgen.models.calo_factorised.READOUTS
 ENGINES = ("ddp", "horovod")
 LR_SCALINGS = ("none", "linear")
 
@@ -163,6 +164,7 @@ class TrainConfig:
     calo_loss: str = "hinge"
     lr_factorised: float = 2e-4
     d_view: str = "physics"  # what the factorised discriminator reads: both | physics | cells
+    readout: str = "straight-through"  # the factorised GAN's training read-out: soft | straight-through
     spectral_norm: bool = True
     feature_matching: float = 1.0  # weight of the physics-feature matching term in the factorised G loss
     g_ema: float = 0.999  # decay of the generator's weight average (0 = off); generate samples the average
@@ -211,6 +213,7 @@ class TrainConfig:
         check_choice(self.calo_arch, CALO_ARCHS, "--calo-arch")
         check_choice(self.calo_loss, CALO_LOSSES, "--calo-loss")
         check_choice(self.d_view, D_VIEWS, "--d-view")
+        check_choice(self.readout, READOUTS, "--readout")
         if self.feature_matching < 0:
             raise UserError(f"--feature-matching: expected a weight >= 0, got {self.feature_matching}")
         if not 0 <= self.g_ema < 1:

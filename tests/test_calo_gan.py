@@ -56,7 +56,8 @@ def test_physics_features_match_the_numpy_observables():
     rng = np.random.default_rng(0)
     x = rng.exponential(1.0, (4, 6, 7, 8)) * (rng.random((4, 6, 7, 8)) < 0.5)
     e = np.array([10.0, 20.0, 30.0, 40.0])
-    f = physics_features(torch.tensor(x), torch.tensor(e), log_sf=0.0, threshold=0.5, temperature=1e-3).double().numpy()
+    f = physics_features(torch.tensor(x), torch.tensor(e), log_sf=0.0, threshold=0.5,
+                         readout="straight-through").double().numpy()
     m = energy_moments(x.astype(np.float32))
     np.testing.assert_allclose(f[:, 0], np.log(x.sum(axis=(1, 2, 3)) / e), rtol=1e-5)
     np.testing.assert_allclose(f[:, 8:], m.profile_z / m.total[:, None], rtol=1e-5)
@@ -64,7 +65,25 @@ def test_physics_features_match_the_numpy_observables():
     pz = m.profile_z / m.total[:, None]
     np.testing.assert_allclose(f[:, 3], (pz * z).sum(1), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(f[:, 6], np.sqrt((pz * z**2).sum(1) - (pz * z).sum(1) ** 2), rtol=1e-4)
-    np.testing.assert_allclose(np.expm1(f[:, 7]), (x > 0.5).sum(axis=(1, 2, 3)), atol=0.5)  # a soft count
+    np.testing.assert_allclose(np.expm1(f[:, 7]), (x > 0.5).sum(axis=(1, 2, 3)), rtol=1e-5)  # the exact count
+    soft = physics_features(torch.tensor(x), torch.tensor(e), log_sf=0.0, threshold=0.5).double().numpy()
+    assert np.abs(np.expm1(soft[:, 7]) - (x > 0.5).sum(axis=(1, 2, 3))).max() > 0.5  # the soft count is not exact
+
+
+def test_straight_through_readout_is_exact_forward_and_passes_the_soft_gradient():
+    from hpcgen.models.calo_factorised import hit_indicator, soft_hits
+
+    x = torch.tensor([0.2, 0.9, 1.1, 5.0], requires_grad=True)
+    hard = hit_indicator(x, 1.0, "straight-through")
+    assert hard.tolist() == [0.0, 0.0, 1.0, 1.0]
+    hard.sum().backward()
+    g_st = x.grad.clone()
+    x.grad = None
+    soft_hits(x, 1.0).sum().backward()
+    torch.testing.assert_close(g_st, x.grad)
+    assert (g_st > 0).all()
+    with pytest.raises(ValueError, match="readout must be one of soft, straight-through"):
+        hit_indicator(x, 1.0, "hard")
 
 
 def _visible_energy_slope(path: Path) -> float:

@@ -21,7 +21,7 @@ DOMAINS = ("calo", "cosmo")
 CALO_ARCHS = ("3dgan", "factorised")  # the paper's 3DGAN (baseline) | hpcgen.models.calo_factorised
 _OPTIONS = {
     "calo": ("arch", "latent_dim", "image_shape", "output_scale", "dropout", "sampling_fraction", "threshold",
-             "view", "spectral_norm"),
+             "view", "spectral_norm", "readout"),
     "cosmo": ("latent_dim", "image_size", "sigma8_conditioning", "width"),
 }
 
@@ -36,7 +36,8 @@ def build_gan(domain: str, **options) -> tuple[nn.Module, nn.Module]:
 
     calo options: arch ("3dgan"). 3dgan: latent_dim (200), image_shape ((25, 25, 25)), output_scale (1.0),
         dropout (0.2). factorised: latent_dim (64), image_shape, sampling_fraction and threshold (network units),
-        view ("both": what the discriminator reads, see FactorisedDiscriminator), spectral_norm (True).
+        view ("both": what the discriminator reads, see FactorisedDiscriminator), spectral_norm (True), readout
+        ("soft" | "straight-through": the training read-out of both networks).
     cosmo options: latent_dim (64), image_size (256), sigma8_conditioning (False), width (1.0: the paper's channels).
     """
     _check_domain(domain)
@@ -49,15 +50,16 @@ def build_gan(domain: str, **options) -> tuple[nn.Module, nn.Module]:
         bad = sorted(set(options) & {"output_scale", "dropout"})
         if bad:
             raise ValueError(f"calo option(s) {', '.join(bad)} belong to arch '3dgan', not 'factorised'")
-        g_opts = {k: options[k] for k in ("latent_dim", "image_shape", "sampling_fraction", "threshold") if k in options}
-        d_opts = {k: options[k] for k in ("image_shape", "threshold", "sampling_fraction", "view", "spectral_norm")
+        g_opts = {k: options[k] for k in ("latent_dim", "image_shape", "sampling_fraction", "threshold", "readout")
                   if k in options}
+        d_opts = {k: options[k] for k in ("image_shape", "threshold", "sampling_fraction", "view", "spectral_norm",
+                                          "readout") if k in options}
         return FactorisedGenerator(**g_opts), FactorisedDiscriminator(**d_opts)
     if domain == "calo":
         arch = options.pop("arch", "3dgan")
         if arch != "3dgan":
             raise ValueError(f"calo arch must be one of {', '.join(map(repr, CALO_ARCHS))}; got {arch!r}")
-        bad = sorted(set(options) & {"sampling_fraction", "threshold", "view", "spectral_norm"})
+        bad = sorted(set(options) & {"sampling_fraction", "threshold", "view", "spectral_norm", "readout"})
         if bad:
             raise ValueError(f"calo option(s) {', '.join(bad)} belong to arch 'factorised', not '3dgan'")
         g_keys = ("latent_dim", "image_shape", "output_scale")

@@ -21,6 +21,11 @@ first generate the energy, then a normalised shape:
   3DGAN's five full-resolution 5³ convolutions), plus a **physics branch**: differentiable versions of the
   high-level observables the fidelity classifier reads (E_vis/E_p, layer fractions, centroids and widths along
   x, y and depth, a soft hit count at the same 0.1-MIP threshold), standardised by statistics of the training data;
+- the read-out indicator ("above the hit threshold") that the generator's training forward pass, the
+  discriminator and the feature matching apply is ``readout``: "soft" — a sigmoid in log(cell/threshold) in both
+  passes — or "straight-through" — exactly 1 or 0 forward, as generation reads out, with the sigmoid's gradient
+  backward (Bengio, Léonard & Courville, arXiv:1308.3432). With "soft", cells just below the threshold count
+  partly, so a generator can match the soft hit count while generating too many hard hits;
 - spectral normalisation on every discriminator weight (Miyato et al., arXiv:1802.05957); the trainer uses the
   hinge loss by default.
 
@@ -39,6 +44,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 ENERGY_REF_GEV = 100.0
 D_VIEWS = ("both", "physics", "cells")
+READOUTS = ("soft", "straight-through")
 N_PHYSICS = 8  # physics-branch features besides the layer fractions: log r, 3 centroids, 3 widths, log hit count
 _SLOPE = 0.2
 
@@ -98,8 +104,8 @@ class _UpBlock(nn.Module):
 class FactorisedGenerator(nn.Module):
     """(noise, E_p) → showers (B, X, Y, Z) ≥ 0 whose sum is E_p · r, log r = μ(c) + σ(c)·noise₀ + δ(noise, c).
 
-    Cells at or below ``threshold`` read 0 (in training softly, by :func:`soft_hits`, so gradients pass) and their
-    energy is shared among the read-out cells. ``fit_template`` and ``fit_response`` start the shape and the response
+    Cells at or below ``threshold`` read 0 (in training through :func:`hit_indicator` with ``readout``, so
+    gradients pass) and their energy is shared among the read-out cells. ``fit_template`` and ``fit_response`` start the shape and the response
     from the training data; the trainer calls them before the first step.
 
     Args:
@@ -108,10 +114,11 @@ class FactorisedGenerator(nn.Module):
         sampling_fraction: the data's mean E_vis / E_p in network units (the response's starting point).
         threshold: the hit threshold in network units (0 = keep every cell).
         channels: decoder channels from the coarsest grid up (one per up-sampling, three).
+        readout: the training read-out, "soft" or "straight-through" (:func:`hit_indicator`).
     """
 
     def __init__(self, latent_dim: int = 64, image_shape=(25, 25, 25), sampling_fraction: float = 1.0,
-                 threshold: float = 0.0, channels=(64, 32, 16)) -> None:
+                 threshold: float = 0.0, channels=(64, 32, 16), readout: str = "soft") -> None:
         super().__init__()
         if int(latent_dim) < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
@@ -124,6 +131,7 @@ class FactorisedGenerator(nn.Module):
         if float(threshold) < 0:
             raise ValueError(f"threshold must be >= 0, got {threshold}")
         self.threshold = float(threshold)
+        self.readout = _check_readout(readout)
         self.register_buffer("log_sf", torch.tensor(math.log(float(sampling_fraction))))
         sizes = halvings(self.image_shape)[::-1]  # coarse → fine
         c0 = channels[0]
@@ -200,9 +208,10 @@ class FactorisedGenerator(nn.Module):
         template = self.template + c.float()[:, :, None, None] * self.template_slope
         shape = torch.softmax((self.head(h).float().squeeze(1) + template).flatten(1), dim=1).view(-1, *self.image_shape)
         x = shape * (energy_gev.float() * torch.exp(log_r))[:, None, None, None]
-        if self.threshold > 0:  # read-out: cells below the threshold read 0 (softly while training), and the
-            # energy they held is shared among the read-out cells, so that E_vis = r · E_p exactly
-            kept = soft_hits(x, self.threshold) if self.training else (x > self.threshold).float()
+        if self.threshold > 0:  # read-out: cells below the threshold read 0 (differentiably while training), and
+            # the energy they held is shared among the read-out cells, so that E_vis = r · E_p exactly
+            kept = (hit_indicator(x, self.threshold, self.readout) if self.training
+                    else (x > self.threshold).float())
             total = x.sum(dim=(1, 2, 3))
             x = x * kept
             x = x * (total / x.sum(dim=(1, 2, 3)).clamp_min(1e-30))[:, None, None, None]
@@ -221,11 +230,11 @@ def _polyval(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def physics_features(x: torch.Tensor, energy_gev: torch.Tensor, log_sf: float, threshold: float,
-                     temperature: float = 0.3) -> torch.Tensor:
+                     readout: str = "soft") -> torch.Tensor:
     """(B, N_PHYSICS + Z) differentiable shower observables of cells x (B, X, Y, Z) ≥ 0 in network units.
 
     Columns: log(E_vis / E_p) − log_sf, centroid and width along x, y, depth (cells, centred on the grid), log of
-    a soft hit count Σ sigmoid(ln(cell/threshold) / temperature), then the fraction of E_vis in each layer.
+    the hit count Σ :func:`hit_indicator` (``readout``), then the fraction of E_vis in each layer.
     """
     x = x.float()
     total = x.sum(dim=(1, 2, 3)).clamp_min(1e-12)
@@ -240,7 +249,7 @@ def physics_features(x: torch.Tensor, energy_gev: torch.Tensor, log_sf: float, t
         var = (profile * pos**2).sum(1) - mean**2
         moments.append((mean, var.clamp_min(1e-6).sqrt()))
     cols += [m for m, _ in moments] + [s for _, s in moments]
-    cols.append(torch.log1p(soft_hits(x, threshold, temperature).sum(dim=(1, 2, 3))))
+    cols.append(torch.log1p(hit_indicator(x, threshold, readout).sum(dim=(1, 2, 3))))
     layer_fraction = p.sum(dim=(1, 2))
     return torch.cat([torch.stack(cols, dim=1), layer_fraction], dim=1)
 
@@ -250,10 +259,25 @@ def soft_hits(x: torch.Tensor, threshold: float, temperature: float = 0.3) -> to
     return torch.sigmoid(torch.log(x.float().clamp_min(1e-30) / threshold) / temperature)
 
 
-def readout_view(x: torch.Tensor, threshold: float) -> torch.Tensor:
-    """What the discriminator's CNN sees of cells x ≥ 0: log(1 + x/threshold) times the soft hit indicator, so a
-    cell far below the threshold is 0 whether it is exactly empty (Monte Carlo) or a softmax tail (generator)."""
-    return torch.log1p(x.float().clamp_min(0) / threshold) * soft_hits(x, threshold) / 4.0
+def _check_readout(readout: str) -> str:
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
+    return readout
+
+
+def hit_indicator(x: torch.Tensor, threshold: float, readout: str = "soft") -> torch.Tensor:
+    """Per-cell "above the hit threshold": :func:`soft_hits` ("soft"), or exactly 1 above and 0 at or below the
+    threshold in the forward pass with the soft indicator's gradient in the backward pass ("straight-through")."""
+    soft = soft_hits(x, threshold)
+    if _check_readout(readout) == "soft":
+        return soft
+    return (x.float() > threshold).to(soft.dtype) + (soft - soft.detach())  # exactly 0 + 1 or 0 forward
+
+
+def readout_view(x: torch.Tensor, threshold: float, readout: str = "soft") -> torch.Tensor:
+    """What the discriminator's CNN sees of cells x ≥ 0: log(1 + x/threshold) times the hit indicator, so a cell
+    below the threshold is (about) 0 whether it is exactly empty (Monte Carlo) or a softmax tail (generator)."""
+    return torch.log1p(x.float().clamp_min(0) / threshold) * hit_indicator(x, threshold, readout) / 4.0
 
 
 def _sn(module: nn.Module, on: bool) -> nn.Module:
@@ -271,14 +295,16 @@ class FactorisedDiscriminator(nn.Module):
             features only: the observables the fidelity classifier reads) or "cells" (the CNN only).
         spectral_norm: spectral normalisation on every weight.
         channels: convolution channels at the three stride-2 stages.
+        readout: the hit indicator of the cells D reads, "soft" or "straight-through" (:func:`hit_indicator`).
 
     ``feature_mean`` / ``feature_std`` (buffers) standardise the physics features; the trainer sets them from
     the training data with :meth:`fit_feature_scaling` before the first step, and checkpoints carry them.
     """
 
     def __init__(self, image_shape=(25, 25, 25), threshold: float = 1.0, sampling_fraction: float = 1.0,
-                 view: str = "both", spectral_norm: bool = True, channels=(16, 32, 64)) -> None:
+                 view: str = "both", spectral_norm: bool = True, channels=(16, 32, 64), readout: str = "soft") -> None:
         super().__init__()
+        self.readout = _check_readout(readout)
         self.image_shape = tuple(int(s) for s in image_shape)
         if not float(threshold) > 0 or not float(sampling_fraction) > 0:
             raise ValueError("threshold and sampling_fraction must be > 0")
@@ -310,9 +336,10 @@ class FactorisedDiscriminator(nn.Module):
         self.head = nn.Sequential(_sn(nn.Linear(joint, 128), sn), nn.LeakyReLU(_SLOPE), _sn(nn.Linear(128, 1), sn))
 
     def features(self, x: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
-        """Physics features of the read-out shower: every cell weighted by its soft above-threshold indicator, so
-        energy a generator spreads below the threshold (which generation zeroes) counts for nothing."""
-        return physics_features(x.float() * soft_hits(x, self.threshold), energy_gev, self.log_sf, self.threshold)
+        """Physics features of the read-out shower: every cell weighted by its hit indicator, so energy a generator
+        spreads below the threshold (which generation zeroes) counts for nothing."""
+        return physics_features(x.float() * hit_indicator(x, self.threshold, self.readout), energy_gev, self.log_sf,
+                                self.threshold, self.readout)
 
     def standardised_features(self, x: torch.Tensor, energy_gev: torch.Tensor) -> torch.Tensor:
         """:meth:`features` in units of the training data's spread (what the physics branch reads)."""
@@ -330,7 +357,7 @@ class FactorisedDiscriminator(nn.Module):
         c = energy_condition(energy_gev)
         parts = []
         if self.cells:
-            parts.append(self.cnn(readout_view(x, self.threshold).unsqueeze(1)))
+            parts.append(self.cnn(readout_view(x, self.threshold, self.readout).unsqueeze(1)))
         if self.physics:
             parts.append(self.phys(torch.cat([self.standardised_features(x, energy_gev), c], dim=1)))
         h = torch.cat([p.to(parts[0].dtype) for p in parts] + [c.to(parts[0].dtype)], dim=1)

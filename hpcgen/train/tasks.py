@@ -214,7 +214,8 @@ class CaloFactorisedTask(GANTask):
                  image_shape: tuple[int, int, int], threshold: float, fit_sample=None) -> None:
         self.sampling_fraction = float(sampling_fraction)
         options = {"arch": "factorised", "image_shape": tuple(image_shape), "sampling_fraction": self.sampling_fraction,
-                   "threshold": float(threshold), "view": cfg.d_view, "spectral_norm": cfg.spectral_norm}
+                   "threshold": float(threshold), "view": cfg.d_view, "spectral_norm": cfg.spectral_norm,
+                   "readout": cfg.readout}
         super().__init__(cfg, engine, noise_gen, options)
         g = self.engine.unwrap(self.G)
         self.latent = g.latent_dim
