@@ -163,6 +163,24 @@ def _add_validate(sub) -> None:
     k.add_argument("--smoothing-arcmin", type=float, default=None,
                    help="Gaussian σ in arcmin of the smoothing before peak counts and Minkowski functionals "
                         "(default 2; 0 = none)")
+    i = dom.add_parser("ising", help="2D Ising configurations (hpcgen.ising/1), per shared temperature")
+    i.add_argument("--ref", type=Path, required=True)
+    i.add_argument("--test", type=Path, required=True)
+    i.add_argument("--out", type=Path, required=True, help="output directory (created)")
+    i.add_argument("--max-configs", type=int, default=2000,
+                   help="configurations per temperature and file the classifier reads (0 = all; the observables use "
+                        "all)")
+    i.add_argument("--resamples", type=int, default=20,
+                   help="reference-vs-reference resamples of every observable's floor (disjoint halves)")
+    i.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples of the standard errors")
+    i.add_argument("--classifier-seeds", type=int, default=3, help="k-fold classifier runs per value, each its own seed")
+    i.add_argument("--classifier-resamples", type=int, default=10,
+                   help="k-fold classifier runs (reference half vs half) of each classifier floor")
+    i.add_argument("--folds", type=int, default=5, help="k of the k-fold classifier split (>= 3)")
+    i.add_argument("--classifier-hidden", type=int, default=None,
+                   help="width of the classifier DNN's layers (default: hpcgen.fidelity.classifier.ClassifierConfig)")
+    i.add_argument("--no-classifier", action="store_true", help="skip the configuration classifier")
+    i.add_argument("--seed", type=int, default=0, help="seed of the resamples and classifier splits")
 
 
 def _add_export(sub) -> None:
@@ -561,6 +579,22 @@ def _run(args: argparse.Namespace) -> int:
         rel = "–" if pv["max_abs_rel_err"] is None else f"{pv['max_abs_rel_err']:.3g}"
         print(f"wrote {args.out / 'report.md'} and metrics.json; power spectrum over {where}: {chi2}, "
               f"max |rel. error| {rel}")
+        return 0
+    if args.verb == "validate" and args.domain == "ising":
+        from hpcgen.jobs.validate_files import ising_fidelity_config, validate_ising_files
+
+        cfg = ising_fidelity_config(resamples=args.resamples, bootstrap=args.bootstrap, max_configs=args.max_configs,
+                                    seeds=args.classifier_seeds, folds=args.folds,
+                                    classifier_resamples=args.classifier_resamples, hidden=args.classifier_hidden,
+                                    classifier=not args.no_classifier, seed=args.seed)
+        metrics = validate_ising_files(args.ref, args.test, args.out, config=cfg,
+                                       warn=lambda line: print(f"hpcgen: warning: {line}", file=sys.stderr))
+        within = sum(bool(r["within_floor_p95"]) for r in metrics["verdict"])
+        auc = [r for r in metrics["verdict"] if r["key"] == "AUC"][-1:]  # pooled, or the one temperature's
+        auc_text = "".join(f"{r['metric'].split(': ')[0]} classifier AUC {r['value']:.3f} ± {r['spread']:.3f} "
+                           f"(floor p95 {r['floor_p95']:.3f}); " for r in auc)
+        print(f"wrote {args.out / 'report.md'} and metrics.json; {len(metrics['temperatures'])} temperature(s): "
+              f"{auc_text}{within} of {len(metrics['verdict'])} verdict rows within the floor p95")
         return 0
     if args.verb == "validate":
         if args.max_showers < 0:

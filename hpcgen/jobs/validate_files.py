@@ -1,5 +1,5 @@
-"""``hpcgen validate calo|cosmo``: open and check two data files, then compare them (hpcgen.jobs.validate_calo,
-hpcgen.jobs.validate_cosmo)."""
+"""``hpcgen validate calo|cosmo|ising``: open and check two data files, then compare them (hpcgen.jobs.validate_calo,
+hpcgen.jobs.validate_cosmo, hpcgen.jobs.validate_ising)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hpcgen.data.calo_file import open_calo
 from hpcgen.data.cosmo_file import open_cosmo, read_pm_limits
+from hpcgen.data.ising_file import open_ising
 from hpcgen.errors import UserError
 
 
@@ -114,3 +115,48 @@ def validate_cosmo_files(ref: Path, test: Path, out_dir: Path, max_maps: int = 0
             if "smoothing_arcmin" in str(exc):
                 raise UserError(f"--smoothing-arcmin: {exc}") from None
             raise
+
+
+def ising_fidelity_config(*, resamples: int, bootstrap: int, max_configs: int, seeds: int, folds: int,
+                          classifier_resamples: int, hidden: int | None, classifier: bool, seed: int):
+    """The :class:`hpcgen.fidelity.ising.IsingFidelityConfig` of ``hpcgen validate ising``'s flags; a bad value is a
+    one-line error naming its flag."""
+    from hpcgen.fidelity.classifier import ClassifierConfig
+    from hpcgen.fidelity.ising import IsingFidelityConfig
+
+    for flag, value, lo in (("--resamples", resamples, 1), ("--bootstrap", bootstrap, 2),
+                            ("--max-configs", max_configs, 0), ("--classifier-seeds", seeds, 1), ("--folds", folds, 3),
+                            ("--classifier-resamples", classifier_resamples, 1),
+                            ("--classifier-hidden", 1 if hidden is None else hidden, 1)):
+        if value < lo:
+            raise UserError(f"{flag}: expected >= {lo}, got {value}")
+    ccfg = ClassifierConfig(seeds=seeds, folds=folds, **({} if hidden is None else {"hidden": hidden}))
+    return IsingFidelityConfig(resamples=resamples, bootstrap=bootstrap, max_configs=max_configs, classifier=ccfg,
+                               classifier_resamples=classifier_resamples, classifier_enabled=classifier, seed=seed)
+
+
+def validate_ising_files(ref: Path, test: Path, out_dir: Path, config=None, plots: bool = True, warn=None) -> dict:
+    """Validate two ``hpcgen.ising/1`` files (opened with validation: schema, int8 spins of exactly ±1, one L) at
+    the temperatures both hold, matched exactly as stored. Every check runs before ``out_dir`` is created."""
+    from hpcgen.fidelity.ising import shared_temperatures, temperature_list
+
+    with open_ising(ref) as r, open_ising(test) as t:
+        if t.L != r.L:
+            raise UserError(f"{test}: configurations are {t.L}x{t.L} spins but the reference's ({ref}) are "
+                            f"{r.L}x{r.L}; compare samples of one lattice size L")
+        if shared_temperatures(r.temperature, t.temperature).size == 0:
+            raise UserError(f"{test}: temperatures {temperature_list(t.temperature)} share none with {ref}'s "
+                            f"{temperature_list(r.temperature)} (matched exactly, as stored); compare samples "
+                            "at common temperatures")
+        _make_out_dir(out_dir)
+        from hpcgen.fidelity.ising import IsingFidelityConfig
+        from hpcgen.jobs.validate_ising import validate_ising
+
+        try:
+            return validate_ising(
+                r.spins, r.temperature, t.spins, t.temperature, out_dir, ref_label=str(r.attrs["generator"]),
+                test_label=str(t.attrs["generator"]), ref_name=str(ref), test_name=str(test),
+                ref_algorithm=str(r.attrs["algorithm"]), test_algorithm=str(t.attrs["algorithm"]),
+                config=config or IsingFidelityConfig(), plots=plots, warn=warn)
+        except ValueError as exc:
+            raise UserError(f"{ref} vs {test}: {exc}") from None
