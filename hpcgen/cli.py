@@ -193,8 +193,9 @@ def _add_export(sub) -> None:
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a GAN data-parallel (DDP or Horovod) under any launcher")
-    p.add_argument("domain", help="calo (3DGAN) | cosmo (CosmoGAN)")
-    p.add_argument("--data", type=Path, required=True, help="training data (hpcgen.calo/1 or hpcgen.cosmo/1)")
+    p.add_argument("domain", help="calo (3DGAN) | cosmo (CosmoGAN) | ising (temperature-conditioned Ising DCGAN)")
+    p.add_argument("--data", type=Path, required=True,
+                   help="training data (hpcgen.calo/1, hpcgen.cosmo/1 or hpcgen.ising/1: L a multiple of 4)")
     p.add_argument("--engine", default="ddp", help="ddp (torch DDP: gloo on CPU, NCCL on GPU) | horovod")
     p.add_argument("--batch-size", type=int, default=8, help="samples per rank and step")
     p.add_argument("--steps", type=int, default=0, help="optimisation steps (or give --epochs)")
@@ -212,17 +213,18 @@ def _add_train(sub) -> None:
                    help="bf16 autocast (CUDA; on CPU it pays with AVX512-BF16 or AMX: see `hpcgen info`)")
     p.add_argument("--ops-impl", default="auto", help="fused loss ops: auto (compiled if built) | ref | cpu | cuda")
     p.add_argument("--eval-data", type=Path, default=None,
-                   help="held-out Monte Carlo file (showers or κ maps) scored every --eval-every steps into "
-                        "metrics.jsonl")
+                   help="held-out Monte Carlo file (showers, κ maps or Ising configurations) scored every "
+                        "--eval-every steps into metrics.jsonl")
     p.add_argument("--eval-every", type=int, default=0, help="steps between fidelity scores (needs --eval-data)")
     p.add_argument("--g-steps", type=int, default=0,
-                   help="generator steps per discriminator step (default: 3DGAN 2, factorised 1)")
+                   help="generator steps per discriminator step (default: 3DGAN 2, factorised 1, ising 1)")
     c = p.add_argument_group("calorimeter GAN (`train calo`; docs/calo_gan.md)")
     c.add_argument("--calo-arch", default="factorised",
                    help="factorised (shape × learned E_vis; default) | 3dgan (the paper's network, the baseline)")
     c.add_argument("--calo-loss", default="hinge", help="factorised: hinge (default) | bce (non-saturating)")
     c.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default: 3dgan 1e-3 RMSprop, factorised 2e-4 Adam, cosmo 2e-4 Adam)")
+                   help="learning rate (default: 3dgan 1e-3 RMSprop, factorised 2e-4 Adam, cosmo 2e-4 Adam, "
+                        "ising 2e-4 Adam)")
     c.add_argument("--d-view", default="physics",
                    help="factorised: what D reads — physics (the features the fidelity classifier reads; default), both (+ cells), cells")
     c.add_argument("--readout", default="straight-through",
@@ -246,9 +248,13 @@ def _add_train(sub) -> None:
 def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="sample a trained GAN into the Monte Carlo's HDF5 schema")
     p.add_argument("--checkpoint", type=Path, required=True, help="run directory of `hpcgen train`")
-    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--n", type=int, required=True,
+                   help="samples over all ranks (ising: configurations per temperature, as for simulate ising)")
     p.add_argument("--energy-gev", default=None, help="3DGAN primary energies (as for simulate; default 10:500)")
     p.add_argument("--sigma8", type=float, default=None, help="CosmoGAN σ8 (default: the training data's)")
+    p.add_argument("--temperatures", default=None,
+                   help="Ising GAN temperatures in J/k_B, as for simulate ising: A:B:K or T1,T2,... (Tc = the "
+                        "critical temperature; default: the training data's)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--seed", type=int, default=0)
@@ -538,13 +544,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.verb == "generate":
         from hpcgen.config import EnergySpec
         from hpcgen.jobs.generate import GenerateConfig, generate
+        from hpcgen.jobs.simulate_ising import TemperatureSpec
 
         cfg = GenerateConfig(
             checkpoint=args.checkpoint, n=args.n, out=args.out,
             energy=EnergySpec.parse(args.energy_gev) if args.energy_gev else None, sigma8=args.sigma8,
+            temperatures=TemperatureSpec.parse(args.temperatures) if args.temperatures is not None else None,
             batch_size=args.batch_size, device=args.device, seed=args.seed, overwrite=args.overwrite,
             progress=_progress(args))
-        return _run_on_world(lambda w: generate(cfg, w), f"{cfg.n} samples")
+        what = f"{cfg.n} samples" if cfg.temperatures is None else \
+            f"{cfg.n} configurations at each of {len(cfg.temperatures.values)} temperatures"
+        return _run_on_world(lambda w: generate(cfg, w), what)
     if args.verb == "simulate" and args.domain == "cosmo":
         return _simulate_cosmo(args)
     if args.verb == "simulate" and args.domain == "ising":
@@ -744,6 +754,8 @@ def _lr_option(args: argparse.Namespace) -> dict:
         return {}
     if args.domain == "cosmo":
         return {"lr_cosmo": args.lr}
+    if args.domain == "ising":
+        return {"lr_ising": args.lr}
     return {"lr_calo": args.lr} if args.calo_arch == "3dgan" else {"lr_factorised": args.lr}
 
 

@@ -118,7 +118,7 @@ class SimulateCaloConfig:
         return self.chunk or (8 if self.generator == "cascade" else 256)
 
 
-TRAIN_DOMAINS = ("calo", "cosmo")
+TRAIN_DOMAINS = ("calo", "cosmo", "ising")
 CALO_ARCHS = ("3dgan", "factorised")  # hpcgen.models.CALO_ARCHS, spelt out so that configs do not import torch
 CALO_LOSSES = ("hinge", "bce")
 D_VIEWS = ("both", "physics", "cells")  # hpcgen.models.calo_factorised.D_VIEWS
@@ -155,7 +155,7 @@ class TrainConfig:
     # 3DGAN
     loss_weights: tuple[float, float, float] = (6.0, 0.2, 0.1)
     label_flip: float = 0.05
-    g_steps: int = 0  # generator steps per discriminator step; 0 = the architecture's (3DGAN 2, factorised 1)
+    g_steps: int = 0  # generator steps per discriminator step; 0 = the architecture's (3DGAN 2, factorised, Ising 1)
     image_scale: float = 100.0  # ECAL GeV × this is what the networks see (cells O(0.01–10))
     lr_calo: float = 1e-3
     # calorimeter architecture: the paper's 3DGAN or the factorised GAN (hpcgen.models.calo_factorised), which
@@ -179,6 +179,8 @@ class TrainConfig:
     spectral_loss: bool = False
     cosmo_width: float = 1.0  # CosmoGAN channel multiplier (1 = the paper's network)
     spectral_weights: tuple[float, float] = (0.1, 0.1)  # λ1 (mean spectrum), λ2 (spectrum variance); our choice
+    # Ising DCGAN (hpcgen.models.ising_dcgan): non-saturating BCE, Adam (lr_ising, β 0.5/0.999)
+    lr_ising: float = 2e-4
 
     def __post_init__(self) -> None:
         if self.domain not in TRAIN_DOMAINS:
@@ -206,8 +208,9 @@ class TrainConfig:
             raise UserError("--label-flip: expected a probability in [0, 0.5)")
         if self.g_steps < 0:
             raise UserError(f"--g-steps: expected >= 1 (0 = the architecture's default), got {self.g_steps}")
-        if self.g_steps == 0:
-            object.__setattr__(self, "g_steps", 2 if self.calo_arch == "3dgan" or self.domain != "calo" else 1)
+        if self.g_steps == 0:  # 3DGAN 2 (and the recorded CosmoGAN default), factorised and Ising 1
+            two = self.domain == "cosmo" or (self.domain == "calo" and self.calo_arch == "3dgan")
+            object.__setattr__(self, "g_steps", 2 if two else 1)
         if self.time_limit_s < 0:
             raise UserError(f"--time-limit-s: expected seconds >= 0 (0 = none), got {self.time_limit_s}")
         check_choice(self.calo_arch, CALO_ARCHS, "--calo-arch")
@@ -218,7 +221,7 @@ class TrainConfig:
             raise UserError(f"--feature-matching: expected a weight >= 0, got {self.feature_matching}")
         if not 0 <= self.g_ema < 1:
             raise UserError(f"--g-ema: expected a decay in [0, 1), got {self.g_ema}")
-        if not self.lr_factorised > 0 or not self.lr_calo > 0:
+        if not self.lr_factorised > 0 or not self.lr_calo > 0 or not self.lr_ising > 0:
             raise UserError("--lr: expected a learning rate > 0")
         if (self.eval_every > 0) != (self.eval_data is not None) or self.eval_every < 0:
             raise UserError("--eval-every / --eval-data: give both (steps > 0 and a held-out file) or neither")
@@ -231,5 +234,8 @@ class TrainConfig:
             raise UserError("--cosmo-width: only applies to `train cosmo` (CosmoGAN)")
         if self.spectral_loss and self.domain != "cosmo":
             raise UserError("--spectral-loss: only applies to `train cosmo` (CosmoGAN)")
+        if self.sigma8_conditioning and self.domain == "ising":
+            raise UserError("--sigma8-conditioning: only applies to `train cosmo` (CosmoGAN); the Ising GAN is "
+                            "conditioned on the temperature")
         if not self.data.exists():
             raise UserError(f"--data: {self.data}: no such file")

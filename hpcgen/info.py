@@ -86,11 +86,12 @@ def format_info(info: dict[str, str]) -> str:
 
 
 def format_models() -> str:
-    """Parameter counts and generator FLOPs per sample of the two GANs (the FLOPs behind throughput fractions)."""
+    """Parameter counts and generator FLOPs per sample of the GANs (the FLOPs behind throughput fractions)."""
     from hpcgen.models import model_summary
 
     rows = [("3DGAN (calo, 25³)", model_summary("calo")), ("CosmoGAN (cosmo, 256²)", model_summary("cosmo")),
-            ("CosmoGAN (cosmo, 128²)", model_summary("cosmo", image_size=128))]
+            ("CosmoGAN (cosmo, 128²)", model_summary("cosmo", image_size=128)),
+            ("Ising DCGAN (ising, 32²)", model_summary("ising", L=32))]
     lines = ["", "model                     G params     D params   G FLOPs/sample"]
     for name, s in rows:
         lines.append(f"{name:<24} {s['generator_params']:>10,} {s['discriminator_params']:>12,} "

@@ -4,6 +4,14 @@ The file's ``generator`` attribute is ``gan:<checkpoint id>`` so ``hpcgen valida
 alike. Runs as one process or over MPI ranks, sharded exactly like ``hpcgen simulate`` (rank r draws its
 conditions and noise from ``stream(seed, r)``); the generator runs in eval mode (BatchNorm running statistics),
 from its weight average when the run kept one.
+
+Ising runs write ``hpcgen.ising/1``: ``--n`` configurations **per temperature** (as in ``simulate ising``), in
+temperature order, at ``--temperatures`` (default: the training data's). The schema's Markov-chain attributes
+describe the sample sequence, with the file's ``sweep_definition`` as the unit: for a GAN one "sweep" is one
+independent draw (fresh noise, fresh random flip and translation; the generator has no batch-dependent layer), so
+by construction τ_int = ½ exactly (ρ(t) = 0 for t ≥ 1) with error 0, thin = 1, no thermalisation and no pilot
+(``pilot_sweeps`` 0, ``tau_reliable`` true). Writing these exact values keeps one schema that every reader can
+rely on, instead of a validator with a second, GAN-only set of rules.
 """
 
 from __future__ import annotations
@@ -20,8 +28,11 @@ from hpcgen.dist.launch import process_ranks, select_device
 from hpcgen.dist.world import World
 from hpcgen.errors import UserError
 from hpcgen.jobs.sharded_run import prepare_output, run_sharded, split_counts
-from hpcgen.models import calo_sampler, cosmo_sampler
+from hpcgen.jobs.simulate_ising import TemperatureSpec
+from hpcgen.models import calo_sampler, cosmo_sampler, ising_sampler
 from hpcgen.seeding import stream
+
+GAN_SWEEP_DEFINITION = "one independent GAN sample (fresh noise, random global flip and translation)"
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,7 @@ class GenerateConfig:
     out: Path
     energy: EnergySpec | None = None  # calo
     sigma8: float | None = None  # cosmo; None = the training data's σ8
+    temperatures: TemperatureSpec | None = None  # ising, configurations per T; None = the training data's
     batch_size: int = 64
     device: str = "cpu"
     seed: int = 0
@@ -76,11 +88,16 @@ def generate(cfg: GenerateConfig, world: World) -> Path:
     g, ckpt = load_generator(cfg.checkpoint, device)
     domain, tcfg, meta = ckpt["config"]["domain"], ckpt["config"], ckpt["data_meta"]
     gan_id = f"gan:{ckpt['checkpoint_id']}"
-    if domain == "calo" and cfg.sigma8 is not None:
-        raise UserError("--sigma8: only applies to a CosmoGAN checkpoint; this one is a calo (3DGAN) run")
-    if domain == "cosmo" and cfg.energy is not None:
-        raise UserError("--energy-gev: only applies to a 3DGAN checkpoint; this one is a cosmo (CosmoGAN) run")
+    kind = {"calo": "a calo (3DGAN)", "cosmo": "a cosmo (CosmoGAN)", "ising": "an ising (Ising DCGAN)"}[domain]
+    if domain != "cosmo" and cfg.sigma8 is not None:
+        raise UserError(f"--sigma8: only applies to a CosmoGAN checkpoint; this one is {kind} run")
+    if domain != "calo" and cfg.energy is not None:
+        raise UserError(f"--energy-gev: only applies to a 3DGAN checkpoint; this one is {kind} run")
+    if domain != "ising" and cfg.temperatures is not None:
+        raise UserError(f"--temperatures: only applies to an Ising GAN checkpoint; this one is {kind} run")
     prepare_output(cfg.out, cfg.overwrite, world)
+    if domain == "ising":
+        return _generate_ising(cfg, world, g, ckpt, device)
     counts = split_counts(cfg.n, world.size)
     offset = sum(counts[:world.rank])
     rng = stream(cfg.seed, world.rank)
@@ -119,3 +136,30 @@ def generate(cfg: GenerateConfig, world: World) -> Path:
     # one chunk = one generator batch
     return run_sharded(cfg.out, cfg.n, world, specs, attrs, produce, chunk=cfg.batch_size, progress=cfg.progress,
                        desc=f"generate {domain}")
+
+
+def _generate_ising(cfg: GenerateConfig, world: World, g: torch.nn.Module, ckpt: dict, device) -> Path:
+    """``cfg.n`` configurations per temperature, in temperature order, split over the ranks like every sample."""
+    from hpcgen.data.ising_file import ising_attrs, ising_specs
+
+    meta, L = ckpt["data_meta"], int(ckpt["model_options"]["L"])
+    temps = np.asarray(cfg.temperatures.values if cfg.temperatures is not None else meta["temperatures"],
+                       dtype=np.float64)
+    text = cfg.temperatures.text if cfg.temperatures is not None else ",".join(f"{t!r}" for t in temps)
+    offset = sum(split_counts(cfg.n * len(temps), world.size)[:world.rank])
+    rng = stream(cfg.seed, world.rank)
+    noise_gen = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+    n_t = len(temps)
+    attrs = ising_attrs("gan", L, cfg.seed, temps, thin=1, thermalise=0, tau_int_E=0.5, tau_int_E_err=0.0,
+                        tau_int_absM=0.5, tau_int_absM_err=0.0, pilot_sweeps=np.zeros(n_t, dtype=np.int64),
+                        tau_reliable=True, sweep_definition=GAN_SWEEP_DEFINITION,
+                        generator=f"gan:{ckpt['checkpoint_id']}", samples_per_temperature=int(cfg.n),
+                        temperature_spec=text, world_size=world.size, trained_on=meta.get("data_generator", ""))
+    sample = ising_sampler(g, ckpt["model_options"], device, noise_gen)
+
+    def produce(start: int, count: int) -> dict:
+        t = temps[(offset + start + np.arange(count)) // cfg.n]
+        return {"spins": sample(t), "temperature": t}
+
+    return run_sharded(cfg.out, cfg.n * n_t, world, ising_specs(L), attrs, produce, chunk=cfg.batch_size,
+                       progress=cfg.progress, desc="generate ising", unit="config")

@@ -1,7 +1,9 @@
 """The GANs of hpcgen as plain ``nn.Module``s — no losses, loops or I/O (the trainer owns those).
 
 ``build_gan("calo")`` is the 3DGAN for 25×25×25 calorimeter showers (:mod:`hpcgen.models.gan3d`, Khattak et al.);
-``build_gan("cosmo")`` is CosmoGAN for convergence maps (:mod:`hpcgen.models.cosmogan`, Mustafa et al.). The helpers
+``build_gan("cosmo")`` is CosmoGAN for convergence maps (:mod:`hpcgen.models.cosmogan`, Mustafa et al.);
+``build_gan("ising")`` is the temperature-conditioned DCGAN for 2D Ising configurations
+(:mod:`hpcgen.models.ising_dcgan`, after Liu, Rodrigues & Cai). The helpers
 here size a model: parameters, and generator FLOPs per sample as ``torch.utils.flop_counter.FlopCounterMode``
 counts them (2 FLOPs per multiply-add, convolutions and matmuls only — norms and activations are not counted).
 """
@@ -16,13 +18,15 @@ from torch.utils.flop_counter import FlopCounterMode
 from hpcgen.models.calo_factorised import FactorisedDiscriminator, FactorisedGenerator
 from hpcgen.models.cosmogan import CosmoDiscriminator, CosmoGenerator
 from hpcgen.models.gan3d import ENERGY_SCALE_GEV, Discriminator3D, Generator3D
+from hpcgen.models.ising_dcgan import T_C, IsingDiscriminator, IsingGenerator, random_lattice_symmetry
 
-DOMAINS = ("calo", "cosmo")
+DOMAINS = ("calo", "cosmo", "ising")
 CALO_ARCHS = ("3dgan", "factorised")  # the paper's 3DGAN (baseline) | hpcgen.models.calo_factorised
 _OPTIONS = {
     "calo": ("arch", "latent_dim", "image_shape", "output_scale", "dropout", "sampling_fraction", "threshold",
              "view", "spectral_norm", "readout"),
     "cosmo": ("latent_dim", "image_size", "sigma8_conditioning", "width"),
+    "ising": ("L", "latent_dim"),
 }
 
 
@@ -39,6 +43,7 @@ def build_gan(domain: str, **options) -> tuple[nn.Module, nn.Module]:
         view ("both": what the discriminator reads, see FactorisedDiscriminator), spectral_norm (True), readout
         ("soft" | "straight-through": the training read-out of both networks).
     cosmo options: latent_dim (64), image_size (256), sigma8_conditioning (False), width (1.0: the paper's channels).
+    ising options: L (32: the lattice side, a multiple of 4), latent_dim (64).
     """
     _check_domain(domain)
     unknown = sorted(set(options) - set(_OPTIONS[domain]))
@@ -65,6 +70,9 @@ def build_gan(domain: str, **options) -> tuple[nn.Module, nn.Module]:
         g_keys = ("latent_dim", "image_shape", "output_scale")
         generator = Generator3D(**{k: v for k, v in options.items() if k in g_keys})
         discriminator = Discriminator3D(**{k: v for k, v in options.items() if k in ("image_shape", "dropout")})
+    elif domain == "ising":
+        generator = IsingGenerator(**options)
+        discriminator = IsingDiscriminator(**{k: v for k, v in options.items() if k == "L"})
     else:
         generator = CosmoGenerator(**options)
         discriminator = CosmoDiscriminator(**{k: v for k, v in options.items() if k != "latent_dim"})
@@ -102,6 +110,10 @@ def _example_inputs(generator: nn.Module, domain: str) -> tuple:
         if not isinstance(generator, (Generator3D, FactorisedGenerator)):
             raise ValueError(f"domain 'calo' expects a Generator3D or FactorisedGenerator, got {type(generator).__name__}")
         return noise, torch.full((1,), ENERGY_SCALE_GEV)
+    if domain == "ising":
+        if not isinstance(generator, IsingGenerator):
+            raise ValueError(f"domain 'ising' expects an IsingGenerator, got {type(generator).__name__}")
+        return noise, torch.full((1,), T_C)
     if not isinstance(generator, CosmoGenerator):
         raise ValueError(f"domain 'cosmo' expects a CosmoGenerator, got {type(generator).__name__}")
     return noise, (torch.full((1,), 0.8) if generator.sigma8_conditioning else None)
@@ -146,10 +158,13 @@ __all__ = [
     "FactorisedDiscriminator",
     "FactorisedGenerator",
     "Generator3D",
+    "IsingDiscriminator",
+    "IsingGenerator",
     "build_gan",
     "calo_sampler",
     "count_parameters",
     "flops_per_sample",
+    "ising_sampler",
     "model_summary",
 ]
 
@@ -168,5 +183,25 @@ def cosmo_sampler(g: torch.nn.Module, model_options: dict, device: torch.device,
         z = torch.randn(n, g.latent_dim, generator=noise_gen).to(device)
         sig = torch.full((n,), sigma8, device=device) if conditioned else None
         return pixel_to_kappa(g(z, sig)).float().cpu().numpy()
+
+    return sample
+
+
+def ising_sampler(g: torch.nn.Module, model_options: dict, device: torch.device, noise_gen: torch.Generator):
+    """``sample(temperatures) -> (B, L, L)`` int8 numpy spins, exactly ±1, at ``temperatures`` (B,) in J/k_B from a
+    trained Ising generator (in the mode the caller set; its read-out is the sign in every mode), noise from
+    ``noise_gen``. Every sample then gets a random global flip (probability 1/2) and a uniformly random lattice
+    translation, also from ``noise_gen`` (:func:`hpcgen.models.ising_dcgan.random_lattice_symmetry`): the output
+    distribution is exactly Z2- and translation-symmetric."""
+    L = int(model_options["L"])
+
+    @torch.no_grad()
+    def sample(temperatures: np.ndarray) -> np.ndarray:
+        t = torch.as_tensor(np.asarray(temperatures, dtype=np.float32)).to(device)
+        z = torch.randn(len(t), g.latent_dim, generator=noise_gen).to(device)
+        spins = random_lattice_symmetry(g(z, t).float(), noise_gen)
+        if spins.shape[1:] != (L, L):
+            raise ValueError(f"the generator makes {tuple(spins.shape[1:])} lattices, model_options say L = {L}")
+        return spins.to(torch.int8).cpu().numpy()
 
     return sample

@@ -1,4 +1,5 @@
-"""The data-parallel GAN training loop — engine-agnostic (DDP or Horovod) and model-agnostic (3DGAN or CosmoGAN).
+"""The data-parallel GAN training loop — engine-agnostic (DDP or Horovod) and model-agnostic (3DGAN, the factorised
+calorimeter GAN, CosmoGAN or the Ising DCGAN).
 
 Every rank reads only its shard of the data (``hpcgen.data.reader``), runs the task's D and G steps on it, and
 joins one small all-reduce per step carrying its losses, its step time and two flags (a stop request from
@@ -75,6 +76,17 @@ def _open_data(cfg: TrainConfig):
 
             kwargs["threshold"] = hit_threshold_gev(f.geometry) * cfg.image_scale
         return f, f.ecal, f.energy_gev, kwargs, meta
+    if cfg.domain == "ising":
+        from hpcgen.data.ising_file import open_ising
+
+        f = open_ising(cfg.data)  # validates every spin (±1): a cheap scan of int8 lattices
+        if f.L % 4:
+            f.close()
+            raise UserError(f"--data: {cfg.data}: the Ising GAN needs a lattice side L that is a multiple of 4 "
+                            f"(e.g. 16, 32, 64), got L = {f.L}")
+        meta = {"data_generator": str(f.attrs["generator"]), "L": f.L,
+                "temperatures": [float(t) for t in f.temperatures]}
+        return f, f.spins, f.temperature, {"L": f.L}, meta
     from hpcgen.data.cosmo_file import open_cosmo
 
     f = open_cosmo(cfg.data, check_pixels=False)
@@ -97,10 +109,12 @@ def open_training_data(cfg: TrainConfig):
 
 
 def _make_task(cfg: TrainConfig, engine, noise_gen, task_kwargs, images, cond):
-    from hpcgen.train.tasks import CaloFactorisedTask, CaloGANTask, CosmoGANTask
+    from hpcgen.train.tasks import CaloFactorisedTask, CaloGANTask, CosmoGANTask, IsingGANTask
 
     if cfg.domain == "cosmo":
         return CosmoGANTask(cfg, engine, noise_gen, **task_kwargs)
+    if cfg.domain == "ising":
+        return IsingGANTask(cfg, engine, noise_gen, **task_kwargs)
     if cfg.calo_arch == "3dgan":
         return CaloGANTask(cfg, engine, noise_gen, **task_kwargs)
     k = min(len(cond), _FIT_SAMPLES)  # the starting template, response prior and feature scaling: same showers on all ranks
@@ -172,11 +186,15 @@ def _train(cfg: TrainConfig, engine, images, cond, task_kwargs, data_meta) -> di
     torch.manual_seed(_rank_seed(cfg.seed, rank) + 1)  # dropout etc.: one stream per rank
     monitor = None
     if cfg.eval_every and rank == 0:
-        from hpcgen.train.monitor import CosmoFidelityMonitor, FidelityMonitor
+        from hpcgen.train.monitor import CosmoFidelityMonitor, FidelityMonitor, IsingFidelityMonitor
 
-        monitor = (CosmoFidelityMonitor(cfg.eval_data, task.model_options, task_kwargs["pixel_rad"], seed=cfg.seed)
-                   if cfg.domain == "cosmo" else
-                   FidelityMonitor(cfg.eval_data, task_kwargs["image_shape"], cfg.image_scale, seed=cfg.seed))
+        if cfg.domain == "cosmo":
+            monitor = CosmoFidelityMonitor(cfg.eval_data, task.model_options, task_kwargs["pixel_rad"], seed=cfg.seed)
+        elif cfg.domain == "ising":
+            monitor = IsingFidelityMonitor(cfg.eval_data, task.model_options, data_meta["temperatures"],
+                                           seed=cfg.seed)
+        else:
+            monitor = FidelityMonitor(cfg.eval_data, task_kwargs["image_shape"], cfg.image_scale, seed=cfg.seed)
     start, wall_before = 0, 0.0
     if cfg.resume:
         ckpt = load_checkpoint(cfg.out)
@@ -193,6 +211,10 @@ def _train(cfg: TrainConfig, engine, images, cond, task_kwargs, data_meta) -> di
         if cfg.domain == "cosmo" and width != cfg.cosmo_width:
             raise UserError(f"--resume: {cfg.out} holds a CosmoGAN of width {width:g}; resume it with "
                             f"--cosmo-width {width:g}")
+        side = ckpt.get("model_options", {}).get("L")
+        if cfg.domain == "ising" and side != task.model_options["L"]:
+            raise UserError(f"--resume: {cfg.out} holds an Ising GAN for {side}×{side} lattices, but --data has "
+                            f"L = {task.model_options['L']}; resume it with training data of the same L")
         task.load_state(ckpt["state"])
         set_rng_state(ckpt["rng"][rank], noise_gen)
         start = int(ckpt["step"])

@@ -3,7 +3,10 @@
 Calorimeter runs (:class:`FidelityMonitor`): :func:`hpcgen.fidelity.monitor.quick_score` of showers generated at
 every other energy of the held-out file (so each energy gets half as many showers as the reference has, the size
 its floors use). Convergence-map runs (:class:`CosmoFidelityMonitor`): :func:`hpcgen.fidelity.monitor.
-quick_score_cosmo` of half as many generated maps as the held-out file holds (at most ``COSMO_MAX_MAPS``).
+quick_score_cosmo` of half as many generated maps as the held-out file holds (at most ``COSMO_MAX_MAPS``). Ising
+runs (:class:`IsingFidelityMonitor`): :func:`hpcgen.fidelity.monitor.quick_score_ising` of as many generated
+configurations at each temperature of the held-out file as it holds there (at most ``ISING_MAX_PER_T``): the targets
+are absolute relative errors, so the generated sample should be no noisier than the reference.
 Generation runs in eval mode under a forked torch RNG with a fixed seed: the same noise at every evaluation, and the
 training RNG streams untouched, so a run with the monitor resumes as exactly as one without.
 """
@@ -17,12 +20,14 @@ import torch
 
 from hpcgen.errors import UserError
 from hpcgen.fidelity.calo import summarise
-from hpcgen.fidelity.monitor import quick_score, quick_score_cosmo
-from hpcgen.models import calo_sampler, cosmo_sampler
+from hpcgen.fidelity.monitor import ISING_CLASSIFIER_CONFIGS, quick_score, quick_score_cosmo, quick_score_ising
+from hpcgen.models import calo_sampler, cosmo_sampler, ising_sampler
 from hpcgen.physics.shower_features import hit_threshold_gev
 
 _CHUNK = 128
 COSMO_MAX_MAPS = 512  # reference maps read from --eval-data (the monitor's cost grows with them)
+ISING_MAX_PER_T = 1000  # reference configurations per temperature read from --eval-data
+ISING_MIN_PER_T = 4  # two disjoint reference halves of >= 2 for the floors
 
 
 class FidelityMonitor:
@@ -101,3 +106,57 @@ class CosmoFidelityMonitor:
 
     def score(self, generator: torch.nn.Module, device: torch.device) -> dict:
         return quick_score_cosmo(self.ref, self.generate(generator, device), self.pixel_rad, seed=self.seed)
+
+
+class IsingFidelityMonitor:
+    """Scores an Ising generator against the held-out Monte Carlo configurations at every temperature they hold,
+    which must lie within the training data's temperature range (the monitor measures fidelity where the GAN was
+    trained, not extrapolation)."""
+
+    def __init__(self, path: Path, model_options: dict, train_temperatures, seed: int = 0) -> None:
+        from hpcgen.data.ising_file import open_ising
+        from hpcgen.fidelity.ising import summarise
+
+        L = int(model_options["L"])
+        lo, hi = float(np.min(train_temperatures)), float(np.max(train_temperatures))
+        with open_ising(path) as f:
+            if f.L != L:
+                raise UserError(f"--eval-data: {path} holds {f.L}×{f.L} configurations, the training data {L}×{L}; "
+                                "give held-out configurations of the same L")
+            outside = [t for t in f.temperatures if not lo <= t <= hi]
+            if outside:
+                raise UserError(f"--eval-data: {path} has temperature {outside[0]:.6g} outside the training range "
+                                f"[{lo:.6g}, {hi:.6g}] J/k_B; the monitor scores the GAN where it was trained")
+            keep = []
+            for t in f.temperatures:
+                idx = np.flatnonzero(f.temperature == t)[:ISING_MAX_PER_T]
+                if idx.size < ISING_MIN_PER_T:
+                    raise UserError(f"--eval-data: {path} holds {idx.size} configurations at T = {t:.6g}; the "
+                                    f"monitor needs at least {ISING_MIN_PER_T} per temperature")
+                keep.append(idx)
+            keep = np.sort(np.concatenate(keep))
+            self.temperature = f.temperature[keep]
+            spins = f.spins[keep] if keep.size < len(f) else f.spins[...]
+        self.ref = summarise(spins, self.temperature, f"--eval-data {path}", ISING_CLASSIFIER_CONFIGS, seed)
+        self.model_options, self.seed = dict(model_options), int(seed)
+
+    def generate(self, generator: torch.nn.Module, device: torch.device) -> np.ndarray:
+        """(N, L, L) int8 spins at the reference's temperatures (as many at each), from fixed noise; G's mode is
+        restored."""
+        was_training = generator.training
+        generator.eval()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                sample = ising_sampler(generator, self.model_options, device, torch.Generator().manual_seed(self.seed))
+                t = self.temperature
+                return np.concatenate([sample(t[s:s + _CHUNK]) for s in range(0, len(t), _CHUNK)])
+        finally:
+            generator.train(was_training)
+
+    def score(self, generator: torch.nn.Module, device: torch.device) -> dict:
+        from hpcgen.fidelity.ising import summarise
+
+        test = summarise(self.generate(generator, device), self.temperature, "generated (monitor)",
+                         ISING_CLASSIFIER_CONFIGS, self.seed)
+        return quick_score_ising(self.ref, test, seed=self.seed)

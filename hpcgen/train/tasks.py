@@ -1,4 +1,4 @@
-"""The two GAN recipes: what one discriminator step and one generator step compute, per domain.
+"""The GAN recipes: what one discriminator step and one generator step compute, per domain.
 
 3DGAN (Khattak, Vallecorsa, Carminati et al.; shared/REFERENCE.md §1): D on real and D on fake in separate calls
 (BatchNorm never mixes them), labels flipped per sample with probability ``label_flip``; losses weighted
@@ -14,6 +14,11 @@ G's weights (Karras et al., arXiv:1710.10196; Yazıcı et al., arXiv:1806.04498)
 CosmoGAN (Mustafa et al., arXiv:1706.02390): non-saturating BCE-with-logits, Adam (lr 2e-4, β1 0.5), real/fake
 labels swapped for a whole batch with probability ``label_swap``; κ enters through
 ``hpcgen.models.pixel_transform.kappa_to_pixel``.
+
+Ising DCGAN (:mod:`hpcgen.models.ising_dcgan`, after Liu, Rodrigues & Cai, arXiv:1710.04987): non-saturating
+BCE-with-logits, Adam (lr 2e-4, β 0.5/0.999), ``g_steps`` (default 1) G steps per D step, no label swapping;
+spins enter as ±1 floats, the condition is T in J/k_B; the generator's training output is already exactly ±1
+(straight-through sign), so D sees real and generated configurations in the same discrete form.
 
 A task never knows which engine it runs on: it calls ``engine.wrap_model`` / ``wrap_optimizer`` / ``unwrap`` and
 freezes D during the generator step, so no DDP reducer or Horovod hook fires for D there.
@@ -356,3 +361,42 @@ class CosmoGANTask(GANTask):
         """Convergence maps κ (B, H, W) for σ8 values (B,)."""
         g = self.engine.unwrap(self.G)
         return pixel_to_kappa(g(self.noise(len(sigma8), COSMO_LATENT), self._s8(sigma8.to(self.device))))
+
+
+class IsingGANTask(GANTask):
+    """The Ising DCGAN (module docstring); D(spins, T) returns one logit, invariant to s → −s and translations."""
+
+    domain = "ising"
+
+    def __init__(self, cfg: TrainConfig, engine, noise_gen: torch.Generator, L: int) -> None:
+        super().__init__(cfg, engine, noise_gen, {"L": int(L)})
+        self.latent = self.engine.unwrap(self.G).latent_dim
+
+    @property
+    def g_steps(self) -> int:
+        return self.cfg.g_steps
+
+    def base_lr(self) -> float:
+        return self.cfg.lr_ising
+
+    def make_optimizer(self, model):
+        return torch.optim.Adam(model.parameters(), lr=self.lr_base, betas=(0.5, 0.999))
+
+    def to_network(self, images, cond):
+        spins = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device)
+        return spins, torch.from_numpy(np.ascontiguousarray(cond, dtype=np.float32)).to(self.device)
+
+    def fake(self, temperature: torch.Tensor) -> torch.Tensor:
+        return self.G(self.noise(len(temperature), self.latent), temperature)
+
+    def d_losses(self, real, temperature):
+        with torch.no_grad():
+            fake = self.fake(temperature)
+        # softplus(−x) = BCE(x, 1), softplus(x) = BCE(x, 0)
+        l_real = F.softplus(-self.D(real, temperature).float()).mean()
+        l_fake = F.softplus(self.D(fake, temperature).float()).mean()
+        return {"loss_D": l_real + l_fake, "bce_D_real": l_real, "bce_D_fake": l_fake}
+
+    def g_loss(self, temperature):
+        logit = self.engine.unwrap(self.D)(self.fake(temperature), temperature)
+        return {"loss_G": F.softplus(-logit.float()).mean()}
