@@ -281,7 +281,8 @@ def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks: throughput at fidelity, training scaling, fused kernels")
     kind = p.add_subparsers(dest="bench", required=True, parser_class=_Parser)
     t = kind.add_parser("throughput", help="samples/s of each Monte Carlo and of the GAN, with fidelity vs the reference MC")
-    t.add_argument("--domain", default="calo", help="calo (cascade, GFlash, 3DGAN) | cosmo (PM, lognormal, CosmoGAN)")
+    t.add_argument("--domain", default="calo",
+                   help="calo (cascade, GFlash, 3DGAN) | cosmo (PM, lognormal, CosmoGAN) | ising (Metropolis, Wolff, DCGAN)")
     t.add_argument("--out", type=Path, required=True, help="results file (hpcgen.bench/1 JSON)")
     t.add_argument("--checkpoint", type=Path, default=None,
                    help="GAN run directory (default: the shipped calorimeter GAN, benchmarks/results/calo_gan)")
@@ -302,6 +303,13 @@ def _add_bench(sub) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", help="the GAN's device: auto (GPU if present) | cpu | cuda")
     t.add_argument("--threads", default="", help="CPU thread counts to scan the GAN over, e.g. 1,2 (default: none)")
+    t.add_argument("--L-list", dest="L_list", default="",
+                   help="ising: further lattice sides, Monte Carlo only (the checkpoint's L is always measured)")
+    t.add_argument("--temperatures", default=None,
+                   help="ising: temperatures in J/k_B, T1,T2,... (Tc = the critical one; default 1.5,2,Tc,2.5,3.5)")
+    t.add_argument("--tau-min-sweeps", type=int, default=4096,
+                   help="ising: sweeps of each timed chain for its τ_int, at least")
+    t.add_argument("--no-classifier", action="store_true", help="ising: observables only, no classifier AUC")
     c = kind.add_parser("scaling", help="training scaling, DDP vs Horovod, with a calibrated prediction to 1024 ranks")
     c.add_argument("--model", required=True, help="calo (3DGAN) | cosmo (CosmoGAN)")
     c.add_argument("--engine", default="ddp,horovod", help="comma-separated: ddp, horovod")
@@ -418,7 +426,7 @@ def _add_report(sub) -> None:
 
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the main job: MC → train → generate → validate → throughput at fidelity → report")
-    p.add_argument("--domain", default="calo")
+    p.add_argument("--domain", default="calo", help="calo | cosmo | ising (Metropolis at L = 16, the Ising GAN)")
     p.add_argument("--out", type=Path, default=Path("demo-out"))
     p.add_argument("--tiny", action="store_true", help="smoke-test sizes (about a minute)")
     p.add_argument("--seed", type=int, default=7)
@@ -457,6 +465,24 @@ def _bench(args: argparse.Namespace) -> int:
         check_domain(args.domain)
         from hpcgen.dist.world import world
 
+        if args.domain == "ising":
+            from hpcgen.bench.throughput_ising import DEFAULT_TEMPERATURES, IsingThroughputConfig, run_ising_throughput
+            from hpcgen.jobs.simulate_ising import TemperatureSpec
+
+            temps = TemperatureSpec.parse(args.temperatures).values if args.temperatures else DEFAULT_TEMPERATURES
+            cfg = IsingThroughputConfig(
+                out=args.out, checkpoint=args.checkpoint,
+                L_list=_ints(args.L_list, "--L-list") if args.L_list else (), temperatures=temps,
+                gan_batches=_ints(args.gan_batches or "1,16,64,256", "--gan-batches"), seconds=args.seconds,
+                repeats=args.repeats, target_rel_error=args.target_rel_error, max_seconds=args.max_seconds,
+                tau_min_sweeps=args.tau_min_sweeps, precisions=tuple(args.precisions.split(",")),
+                fidelity_n=args.fidelity_n or 200, classifier=not args.no_classifier, seed=args.seed,
+                device=args.device)
+            w = world()
+            run_ising_throughput(cfg, w, log=print if w.rank == 0 else (lambda line: None))
+            if w.rank == 0:
+                print(f"wrote {args.out}")
+            return 0
         if args.domain == "cosmo":
             from hpcgen.bench.throughput_cosmo import CosmoThroughputConfig, run_cosmo_throughput
 

@@ -69,7 +69,7 @@ def test_timing_goes_on_until_the_rate_is_precise_or_the_time_is_up():
 
 
 @pytest.mark.parametrize("args, words", [
-    (["bench", "throughput", "--domain", "jets", "--out", "x.json"], "--domain: expected calo or cosmo"),
+    (["bench", "throughput", "--domain", "jets", "--out", "x.json"], "--domain: expected calo, cosmo or ising"),
     (["bench", "throughput", "--domain", "cosmo", "--out", "x.json"], "--checkpoint: throughput --domain cosmo needs"),
     (["bench", "throughput", "--energies-gev", "10,abc", "--out", "x.json"], "--energies-gev: expected comma-separated numbers"),
     (["bench", "throughput", "--energies-gev", "5000", "--out", "x.json"], "--energies-gev: expected energies within 1-1000 GeV"),
@@ -77,7 +77,7 @@ def test_timing_goes_on_until_the_rate_is_precise_or_the_time_is_up():
     (["bench", "scaling", "--model", "calo", "--ranks", "2", "--out", "x.json"], "--ranks: must include 1"),
     (["report", "/nonexistent.json", "--out", "r"], "report: /nonexistent.json: no such file"),
     (["bench", "throughput", "--threads", "0", "--out", "x.json"], "--threads: expected thread counts >= 1"),
-    (["demo", "--domain", "jets"], "--domain: expected calo or cosmo"),
+    (["demo", "--domain", "jets"], "--domain: expected calo, cosmo or ising"),
 ])
 def test_bad_bench_input_is_one_line_exit_2(tmp_path, args, words):
     res = run_cli(*args, cwd=tmp_path)

@@ -11,6 +11,12 @@ Steps (every rank takes part; files and reports come from rank 0):
 3. generate GAN showers into the Monte Carlo schema and validate GFlash and the GAN against the cascade;
 4. measure samples/s of cascade, GFlash and the GAN at each energy with their fidelity (``hpcgen bench
    throughput``), and write ``report/report.md`` from the result files alone (``hpcgen report``).
+
+``--domain cosmo`` runs the same steps on weak-lensing κ maps (PM, lognormal, CosmoGAN); ``--domain ising`` on the
+2D Ising model at L = 16: Metropolis reference configurations over a few temperatures, the Ising GAN trained with
+DDP (continuing benchmarks/results/ising_gan when it exists and the job has 2 ranks, else from scratch), generated,
+validated against the reference, and the independent-samples throughput of Metropolis, Wolff and the GAN with
+their fidelity.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from pathlib import Path
 from hpcgen.errors import UserError
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "calo_gan"
+# An Ising GAN trained on 2 ranks on Metropolis configurations at L = 16 (none ships yet; used when present)
+SHIPPED_ISING_CHECKPOINT = SHIPPED_CHECKPOINT.parent / "ising_gan"
 
 
 @dataclasses.dataclass
@@ -51,7 +59,8 @@ def run_demo(cfg: DemoConfig, world, log=print) -> Path:
     prints on the rank that saw it and aborts the job.
     """
     try:
-        return _run_demo_cosmo(cfg, world, log) if cfg.domain == "cosmo" else _run_demo(cfg, world, log)
+        runs = {"cosmo": _run_demo_cosmo, "ising": _run_demo_ising}
+        return runs.get(cfg.domain, _run_demo)(cfg, world, log)
     except Exception as exc:
         if world.size > 1:
             import sys
@@ -172,8 +181,8 @@ def _run_demo(cfg: DemoConfig, world, log) -> Path:
 
 
 def check_domain(domain: str) -> None:
-    if domain not in ("calo", "cosmo"):
-        raise UserError(f"--domain: expected calo or cosmo, got {domain!r}")
+    if domain not in ("calo", "cosmo", "ising"):
+        raise UserError(f"--domain: expected calo, cosmo or ising, got {domain!r}")
 
 
 # The full demo's PM reference (docs/cosmo_validation.md, "The demo's reference"): 64³ particles, so that the particle
@@ -229,4 +238,74 @@ def _run_demo_cosmo(cfg: DemoConfig, world, log) -> Path:
                                pm_plane_mesh=s["plane_mesh"], gan_batches=s["gan_batches"], seconds=s["seconds"],
                                repeats=s["repeats"], fidelity_n=s["fidelity_n"], seed=cfg.seed)
     result = pipe.step("throughput at fidelity", lambda: run_cosmo_throughput(tp, world, log=lambda line: None))
+    return pipe.finish(result, headline, reports)
+
+
+# The Ising demo at L = 16 (a multiple of 4: the DCGAN's lattice). T_c ≈ 2.269 is where Metropolis slows down most.
+ISING_SIZES = {
+    True: {"L": 16, "temperatures": "2.0,Tc,3.0", "n": 64, "steps": 2, "gan_n": 32, "tp_temperatures": (2.0, 3.0),
+           "gan_batches": (1, 16), "seconds": 0.05, "repeats": 2, "max_seconds": 0.3, "tau_min_sweeps": 256,
+           "fidelity_n": 16, "classifier": False},
+    False: {"L": 16, "temperatures": "1.8,2.1,Tc,2.5,3.0", "n": 1000, "steps": 200, "gan_n": 500,
+            "tp_temperatures": (1.8, 2.1, 2.269185314213022, 2.5, 3.0), "gan_batches": (1, 16, 64, 256),
+            "seconds": 0.3, "repeats": 3, "max_seconds": 3.0, "tau_min_sweeps": 4096, "fidelity_n": 200,
+            "classifier": True},
+}
+
+
+def _ising_validator(classifier: bool):
+    """``validate ising`` of the demo: the default settings, the classifier only in the full demo."""
+    from hpcgen.jobs.validate_files import ising_fidelity_config, validate_ising_files
+
+    config = ising_fidelity_config(resamples=20, bootstrap=50, max_configs=0 if classifier else 200, seeds=1, folds=3,
+                                   classifier_resamples=3, hidden=None, classifier=classifier, seed=0)
+    return lambda ref, test, out: validate_ising_files(ref, test, out, config=config, plots=True)
+
+
+def _run_demo_ising(cfg: DemoConfig, world, log) -> Path:
+    """Metropolis reference at L = 16, the Ising GAN (DDP), generation, validation against the reference,
+    independent samples/s at fidelity of Metropolis, Wolff and the GAN, and the report."""
+    from hpcgen.bench.throughput_ising import IsingThroughputConfig, headline, run_ising_throughput
+    from hpcgen.config import TrainConfig
+    from hpcgen.jobs.generate import GenerateConfig, generate
+    from hpcgen.jobs.simulate_ising import SimulateIsingConfig, TemperatureSpec, simulate_ising
+    from hpcgen.train.checkpoint import load_checkpoint
+
+    s, out = ISING_SIZES[cfg.tiny], Path(cfg.out)
+    pipe = _Pipeline(world, log, out)
+    temps = TemperatureSpec.parse(s["temperatures"])
+    sim = SimulateIsingConfig(algorithm="metropolis", L=s["L"], temperatures=temps, n=s["n"], seed=cfg.seed,
+                              out=out / "metropolis.h5", overwrite=True, progress=False)
+    pipe.step(f"simulate metropolis: {s['n']} configurations of {s['L']}² at T = {s['temperatures']} on "
+              f"{world.size} ranks", lambda: simulate_ising(sim, world))
+    run_dir = out / "run"
+    # continue the shipped Ising GAN when it exists and can be resumed (2 ranks, its batch size), else from scratch
+    fine_tune = world.size == 2 and (SHIPPED_ISING_CHECKPOINT / "checkpoint.pt").exists()
+    shipped_step, batch = 0, 8
+    if world.rank == 0:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        if fine_tune:
+            shutil.copytree(SHIPPED_ISING_CHECKPOINT, run_dir)
+            ckpt = load_checkpoint(run_dir)
+            shipped_step, batch = int(ckpt["step"]), int(ckpt["config"]["batch_size"])
+    shipped_step, batch = world.bcast((shipped_step, batch))
+    tcfg = TrainConfig(domain="ising", data=out / "metropolis.h5", out=run_dir, engine="ddp", batch_size=batch,
+                       steps=shipped_step + s["steps"], resume=fine_tune, seed=cfg.seed, progress=False,
+                       checkpoint_every=10**6)
+    last = pipe.step("train the Ising GAN (DDP)", lambda: pipe.train(tcfg))
+    if world.rank == 0:
+        how = (f"fine-tuned the shipped checkpoint {SHIPPED_ISING_CHECKPOINT.name} from step {shipped_step}"
+               if fine_tune else "from scratch")
+        log(f"   {how} to step {last['step']}: {last.get('samples_per_s_total', float('nan')):.2f} samples/s on "
+            f"{world.size} ranks")
+    pipe.step(f"generate {s['gan_n']} GAN configurations per temperature", lambda: generate(
+        GenerateConfig(checkpoint=run_dir, n=s["gan_n"], out=out / "gan.h5", seed=cfg.seed, overwrite=True,
+                       progress=False), world))
+    reports = pipe.validate(_ising_validator(s["classifier"]), "metropolis", ("gan",))
+    tp = IsingThroughputConfig(out=out / "throughput.json", checkpoint=run_dir, temperatures=s["tp_temperatures"],
+                               gan_batches=s["gan_batches"], seconds=s["seconds"], repeats=s["repeats"],
+                               max_seconds=s["max_seconds"], tau_min_sweeps=s["tau_min_sweeps"],
+                               fidelity_n=s["fidelity_n"], classifier=s["classifier"], seed=cfg.seed)
+    result = pipe.step("throughput at fidelity", lambda: run_ising_throughput(tp, world, log=lambda line: None))
     return pipe.finish(result, headline, reports)

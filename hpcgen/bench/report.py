@@ -2,7 +2,8 @@
 
 ``render_report(paths, out_dir)`` writes ``out_dir/report.md`` and one or more PNGs per file. Renderers by kind:
 ``mc_throughput``/``throughput`` (samples/s vs energy per generator, speed-up at fidelity against
-``config["reference"]``), ``fused_ops`` (kernel speed-ups), ``scaling`` (efficiency vs ranks,
+``config["reference"]``; an Ising result, ``config["domain"] == "ising"``: independent samples/s, τ_int and
+fidelity per L and temperature, and the GAN's speed-up over each Monte Carlo), ``fused_ops`` (kernel speed-ups), ``scaling`` (efficiency vs ranks,
 measured points and model predictions), ``fidelity`` (verdict tables per generator: value [floor p95] per metric and
 energy); any other kind gets a generic table of its rows. Measured rows, model
 predictions and literature anchors are always shown in separate, labelled tables. Numbers: 3 significant digits;
@@ -138,7 +139,77 @@ def _speed_vs_fidelity(result: dict, stem: str, out_dir: Path) -> list[str]:
                                                       "samples/s against classifier AUC per energy")
 
 
+def ising_rate_figure(result: dict, path: Path) -> None:
+    """Independent samples/s against T (log scale), one line per (generator, precision, L) of an Ising throughput
+    result (main rows), T_c dotted; error bars: the rate's propagated relative error."""
+    rows = [r for r in result["rows"] if not r.get("scan")]
+    fig, ax = _new_figure("independent samples/s vs temperature (Ising)")
+    series: dict[tuple, list[dict]] = {}
+    for r in rows:
+        series.setdefault((r["generator"], r.get("precision"), r["L"]), []).append(r)
+    for (gen, precision, L), rs in sorted(series.items(), key=lambda kv: (kv[0][2], str(kv[0][0]))):
+        rs = sorted(rs, key=lambda r: r["temperature"])
+        y = [r["independent_samples_per_s"] for r in rs]
+        err = [v * min(r["independent_samples_per_s_rel_error"], 0.99) for v, r in zip(y, rs)]
+        label = f"{gen} L={L}" + (f" {precision}" if rs[0].get("kind_of_generator") == "gan" else "")
+        ax.errorbar([r["temperature"] for r in rs], y, yerr=err, marker="o", capsize=3, label=label)
+    if result["config"].get("critical_temperature"):
+        ax.axvline(result["config"]["critical_temperature"], color="grey", ls=":", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("temperature T [J/k_B] (dotted: T_c)")
+    ax.set_ylabel(f"independent samples/s on {result['config'].get('cores_per_generator', '?')} core(s)")
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+
+
+_ISING_FIDELITY = ("E", "absM", "Cv", "chi", "U4", "AUC")
+
+
+def _render_ising_throughput(result: dict, stem: str, out_dir: Path) -> list[str]:
+    """An Ising throughput result: per (L, T, generator) the raw rate, τ_int used, independent samples/s with its
+    error and the fidelity against the row's reference; then the GAN's speed-up over each Monte Carlo."""
+    config = result["config"]
+    rows = [r for r in result["rows"] if not r.get("scan")]
+    table = []
+    for r in sorted(rows, key=lambda r: (r["L"], r["temperature"], r["kind_of_generator"] != "mc", r["generator"])):
+        f = r.get("fidelity") or {}
+        table.append({"L": r["L"], "T": r["temperature"], "generator": r["generator"],
+                      "precision": r.get("precision"), "cores": r.get("cores"), "batch": r.get("batch"),
+                      "rate": _rate(r), "tau_used": r.get("tau_used"), "tau": r.get("tau_int_used_sweeps"),
+                      "indep": r["independent_samples_per_s"],
+                      "indep_err": 100 * r["independent_samples_per_s_rel_error"],
+                      "reference": f.get("reference"),
+                      **{k: _fidelity_cell(r, k) for k in _ISING_FIDELITY}})
+    cols = ["L", "T", "generator", "precision", "cores", "batch", "rate", "tau_used", "tau", "indep", "indep_err",
+            "reference", *_ISING_FIDELITY]
+    heads = ["L", "T [J/k_B]", "generator", "precision", "cores", "batch (sweeps or configs)",
+             "sweeps/s or configs/s", "τ_int used", "τ_int [sweeps]", "independent samples/s", "± %",
+             "fidelity vs", "E: abs. rel. diff [floor p95]", "abs M [p95]", "C_v [p95]", "χ [p95]", "U4 [p95]",
+             "AUC [p95]"]
+    lines = [(f"Every generator on the same {config.get('cores_per_generator')} core(s), one thread per rank. "
+              "Independent samples/s = sweeps/s ÷ (2 τ_int), τ_int = max(τ_int(abs M), τ_int(E)) of the timed chain; "
+              "the GAN's samples are independent (τ_int = 1/2). Fidelity per observable: abs(rel. diff) "
+              "[reference-vs-reference floor p95], ✓ within it; the GAN against "
+              f"`{config.get('reference')}`, each Monte Carlo against the other."), ""]
+    lines += _table(table, cols, heads)
+    png = f"{stem}_independent_rate.png"
+    ising_rate_figure(result, out_dir / png)
+    lines += [f"![independent samples/s vs T]({png})", ""]
+    speed = result.get("speed_up") or []
+    if speed:
+        mcs = config.get("mc_generators", ["metropolis", "wolff"])
+        scols = ["L", "temperature", "generator", "precision"]
+        for m in mcs:
+            scols += [f"speed_up_vs_{m}", f"gan_wins_vs_{m}"]
+        table = [{**s, **{f"gan_wins_vs_{m}": ("wins" if s[f"gan_wins_vs_{m}"] else "loses")
+                          for m in mcs if f"gan_wins_vs_{m}" in s}} for s in speed]
+        lines += ["### Speed-up of the GAN in independent samples/s (per L and T)", ""] + _table(table, scols)
+    return lines
+
+
 def _render_throughput(result: dict, stem: str, out_dir: Path) -> list[str]:
+    if result["config"].get("domain") == "ising":
+        return _render_ising_throughput(result, stem, out_dir)
     rows, ref = result["rows"], result["config"].get("reference")
     lead = _speed_vs_fidelity(result, stem, out_dir)
     rate_key = next(k for k in _RATE_KEYS if any(_is_summary(r.get(k)) for r in rows))
