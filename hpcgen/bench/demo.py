@@ -102,6 +102,35 @@ class _Pipeline:
         finally:
             engine.close()
 
+    def train_gan(self, shipped: Path | None, what: str, scratch_batch: int, **train_options) -> dict:
+        """Train ``what`` data-parallel into ``out/run``: continue the shipped checkpoint ``shipped`` by
+        ``train_options["steps"]`` steps when it can be resumed (it was written by 2 ranks; its batch size), else
+        (or with ``shipped=None``) from scratch at ``scratch_batch``. Returns the last metrics."""
+        from hpcgen.config import TrainConfig
+        from hpcgen.train.checkpoint import load_checkpoint
+
+        run_dir = self.out / "run"
+        fine_tune = shipped is not None and self.world.size == 2 and (shipped / "checkpoint.pt").exists()
+        shipped_step, batch = 0, scratch_batch
+        if self.world.rank == 0:
+            if run_dir.exists():
+                shutil.rmtree(run_dir)
+            if fine_tune:
+                shutil.copytree(shipped, run_dir)
+                ckpt = load_checkpoint(run_dir)
+                shipped_step, batch = int(ckpt["step"]), int(ckpt["config"]["batch_size"])
+        shipped_step, batch = self.world.bcast((shipped_step, batch))
+        steps = train_options.pop("steps")
+        tcfg = TrainConfig(out=run_dir, engine="ddp", batch_size=batch, steps=shipped_step + steps, resume=fine_tune,
+                           progress=False, checkpoint_every=10**6, **train_options)
+        last = self.step(f"train the {what} (DDP)", lambda: self.train(tcfg))
+        if self.world.rank == 0:
+            how = (f"fine-tuned the shipped checkpoint {shipped.name} from step {shipped_step}" if fine_tune
+                   else "from scratch")
+            self.log(f"   {how} to step {last['step']}: {last.get('samples_per_s_total', float('nan')):.2f} "
+                     f"samples/s on {self.world.size} ranks")
+        return last
+
     def validate(self, validate_files, reference: str, tests: tuple[str, ...]) -> list[Path]:
         """``hpcgen validate`` of every test file against the reference, on rank 0, one timed step each."""
         reports = []
@@ -133,11 +162,10 @@ class _Pipeline:
 
 def _run_demo(cfg: DemoConfig, world, log) -> Path:
     from hpcgen.bench.throughput import CaloThroughputConfig, headline, run_calo_throughput
-    from hpcgen.config import EnergySpec, SimulateCaloConfig, TrainConfig
+    from hpcgen.config import EnergySpec, SimulateCaloConfig
     from hpcgen.jobs.generate import GenerateConfig, generate
     from hpcgen.jobs.simulate_calo import simulate_calo
     from hpcgen.jobs.validate_files import validate_calo_files
-    from hpcgen.train.checkpoint import load_checkpoint
 
     s, out = cfg.sizes, Path(cfg.out)
     pipe = _Pipeline(world, log, out)
@@ -148,27 +176,9 @@ def _run_demo(cfg: DemoConfig, world, log) -> Path:
         pipe.step(f"simulate {gen}: {s['n']} showers at {s['energies']} GeV on {world.size} ranks",
                   lambda c=sim_cfg: simulate_calo(c, world))
     run_dir = out / "run"
-    # Continue the shipped checkpoint on the demo's cascade showers when it can be resumed (it was written by 2
-    # ranks, with the default recipe and its batch size), else train from scratch.
-    fine_tune = world.size == 2 and (SHIPPED_CHECKPOINT / "checkpoint.pt").exists()
-    shipped_step, batch = 0, 4
-    if world.rank == 0:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        if fine_tune:
-            shutil.copytree(SHIPPED_CHECKPOINT, run_dir)
-            ckpt = load_checkpoint(run_dir)
-            shipped_step, batch = int(ckpt["step"]), int(ckpt["config"]["batch_size"])
-    shipped_step, batch = world.bcast((shipped_step, batch))
-    tcfg = TrainConfig(domain="calo", data=out / "cascade.h5", out=run_dir, engine="ddp", batch_size=batch,
-                       steps=shipped_step + s["steps"], resume=fine_tune, seed=cfg.seed, progress=False,
-                       checkpoint_every=10**6)
-    last = pipe.step("train the calorimeter GAN (DDP)", lambda: pipe.train(tcfg))
-    if world.rank == 0:
-        how = (f"fine-tuned the shipped checkpoint {SHIPPED_CHECKPOINT.name} from step {shipped_step}" if fine_tune
-               else "from scratch")
-        log(f"   {how} to step {last['step']}: {last.get('samples_per_s_total', float('nan')):.2f} samples/s on "
-            f"{world.size} ranks")
+    # the shipped checkpoint continued on the demo's cascade showers (its recipe and batch size), else from scratch
+    pipe.train_gan(SHIPPED_CHECKPOINT, "calorimeter GAN", 4, domain="calo", data=out / "cascade.h5", seed=cfg.seed,
+                   steps=s["steps"])
     pipe.step(f"generate {s['gan_n']} GAN showers", lambda: generate(
         GenerateConfig(checkpoint=run_dir, n=s["gan_n"], out=out / "gan.h5", energy=energy, seed=cfg.seed,
                        overwrite=True, progress=False), world))
@@ -203,7 +213,6 @@ def _run_demo_cosmo(cfg: DemoConfig, world, log) -> Path:
     (no trained CosmoGAN ships with hpcgen, and minutes of CPU cannot train one: its fidelity numbers say so),
     generation, validation against PM, throughput at fidelity and the report."""
     from hpcgen.bench.throughput_cosmo import CosmoThroughputConfig, headline, run_cosmo_throughput
-    from hpcgen.config import TrainConfig
     from hpcgen.jobs.generate import GenerateConfig, generate
     from hpcgen.jobs.simulate_cosmo import SimulateCosmoConfig, simulate_cosmo
     from hpcgen.jobs.validate_files import validate_cosmo_files
@@ -221,15 +230,8 @@ def _run_demo_cosmo(cfg: DemoConfig, world, log) -> Path:
         pipe.step(f"simulate {gen}: {n} maps of {s['pixels']}² on {world.size} ranks",
                   lambda c=sim: simulate_cosmo(c, world))
     run_dir = out / "run"
-    if world.rank == 0 and run_dir.exists():
-        shutil.rmtree(run_dir)
-    world.barrier()
-    tcfg = TrainConfig(domain="cosmo", data=out / "lognormal.h5", out=run_dir, engine="ddp", batch_size=4,
-                       steps=s["steps"], seed=cfg.seed, progress=False, checkpoint_every=10**6)
-    last = pipe.step("train CosmoGAN (DDP)", lambda: pipe.train(tcfg))
-    if world.rank == 0:
-        log(f"   trained CosmoGAN from scratch to step {last['step']}: "
-            f"{last.get('samples_per_s_total', float('nan')):.2f} samples/s on {world.size} ranks")
+    # from scratch: the demo's 64² maps are not what a shipped CosmoGAN (128²) was trained on
+    pipe.train_gan(None, "CosmoGAN", 4, domain="cosmo", data=out / "lognormal.h5", seed=cfg.seed, steps=s["steps"])
     pipe.step(f"generate {s['gan_n']} GAN maps", lambda: generate(
         GenerateConfig(checkpoint=run_dir, n=s["gan_n"], out=out / "gan.h5", seed=cfg.seed, overwrite=True,
                        progress=False), world))
@@ -266,10 +268,8 @@ def _run_demo_ising(cfg: DemoConfig, world, log) -> Path:
     """Metropolis reference at L = 16, the Ising GAN (DDP), generation, validation against the reference,
     independent samples/s at fidelity of Metropolis, Wolff and the GAN, and the report."""
     from hpcgen.bench.throughput_ising import IsingThroughputConfig, headline, run_ising_throughput
-    from hpcgen.config import TrainConfig
     from hpcgen.jobs.generate import GenerateConfig, generate
     from hpcgen.jobs.simulate_ising import SimulateIsingConfig, TemperatureSpec, simulate_ising
-    from hpcgen.train.checkpoint import load_checkpoint
 
     s, out = ISING_SIZES[cfg.tiny], Path(cfg.out)
     pipe = _Pipeline(world, log, out)
@@ -279,26 +279,8 @@ def _run_demo_ising(cfg: DemoConfig, world, log) -> Path:
     pipe.step(f"simulate metropolis: {s['n']} configurations of {s['L']}² at T = {s['temperatures']} on "
               f"{world.size} ranks", lambda: simulate_ising(sim, world))
     run_dir = out / "run"
-    # continue the shipped Ising GAN when it exists and can be resumed (2 ranks, its batch size), else from scratch
-    fine_tune = world.size == 2 and (SHIPPED_ISING_CHECKPOINT / "checkpoint.pt").exists()
-    shipped_step, batch = 0, 8
-    if world.rank == 0:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        if fine_tune:
-            shutil.copytree(SHIPPED_ISING_CHECKPOINT, run_dir)
-            ckpt = load_checkpoint(run_dir)
-            shipped_step, batch = int(ckpt["step"]), int(ckpt["config"]["batch_size"])
-    shipped_step, batch = world.bcast((shipped_step, batch))
-    tcfg = TrainConfig(domain="ising", data=out / "metropolis.h5", out=run_dir, engine="ddp", batch_size=batch,
-                       steps=shipped_step + s["steps"], resume=fine_tune, seed=cfg.seed, progress=False,
-                       checkpoint_every=10**6)
-    last = pipe.step("train the Ising GAN (DDP)", lambda: pipe.train(tcfg))
-    if world.rank == 0:
-        how = (f"fine-tuned the shipped checkpoint {SHIPPED_ISING_CHECKPOINT.name} from step {shipped_step}"
-               if fine_tune else "from scratch")
-        log(f"   {how} to step {last['step']}: {last.get('samples_per_s_total', float('nan')):.2f} samples/s on "
-            f"{world.size} ranks")
+    pipe.train_gan(SHIPPED_ISING_CHECKPOINT, "Ising GAN", 8, domain="ising", data=out / "metropolis.h5",
+                   seed=cfg.seed, steps=s["steps"])
     pipe.step(f"generate {s['gan_n']} GAN configurations per temperature", lambda: generate(
         GenerateConfig(checkpoint=run_dir, n=s["gan_n"], out=out / "gan.h5", seed=cfg.seed, overwrite=True,
                        progress=False), world))

@@ -30,6 +30,20 @@ ISING_MAX_PER_T = 1000  # reference configurations per temperature read from --e
 ISING_MIN_PER_T = 4  # two disjoint reference halves of >= 2 for the floors
 
 
+def _fixed_noise_samples(generator: torch.nn.Module, seed: int, make_sampler, draw) -> np.ndarray:
+    """``draw(sampler)`` with G in eval mode under a forked torch RNG seeded with ``seed`` (the same noise at every
+    evaluation, the training streams untouched); ``make_sampler(noise_gen)`` builds the domain's sampler. G's mode
+    is restored."""
+    was_training = generator.training
+    generator.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return draw(make_sampler(torch.Generator().manual_seed(seed)))
+    finally:
+        generator.train(was_training)
+
+
 class FidelityMonitor:
     def __init__(self, path: Path, image_shape, image_scale: float, seed: int = 0) -> None:
         from hpcgen.data.calo_file import open_calo
@@ -47,17 +61,10 @@ class FidelityMonitor:
 
     def generate(self, generator: torch.nn.Module, device: torch.device) -> np.ndarray:
         """(N, X, Y, Z) showers in GeV at the monitor's energies, from fixed noise; G's mode is restored."""
-        was_training = generator.training
-        generator.eval()
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
-                sample = calo_sampler(generator, {"image_scale": self.image_scale}, device,
-                                      torch.Generator().manual_seed(self.seed))
-                return np.concatenate([sample(self.energies[s:s + _CHUNK])
-                                       for s in range(0, len(self.energies), _CHUNK)])
-        finally:
-            generator.train(was_training)
+        e = self.energies
+        return _fixed_noise_samples(
+            generator, self.seed, lambda gen: calo_sampler(generator, {"image_scale": self.image_scale}, device, gen),
+            lambda sample: np.concatenate([sample(e[s:s + _CHUNK]) for s in range(0, len(e), _CHUNK)]))
 
     def score(self, generator: torch.nn.Module, device: torch.device) -> dict:
         showers = self.generate(generator, device)
@@ -92,17 +99,10 @@ class CosmoFidelityMonitor:
 
     def generate(self, generator: torch.nn.Module, device: torch.device) -> np.ndarray:
         """(N/2, n, n) κ maps from fixed noise; G's mode is restored."""
-        was_training = generator.training
-        generator.eval()
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
-                sample = cosmo_sampler(generator, self.model_options, device,
-                                       torch.Generator().manual_seed(self.seed), self.sigma8)
-                n = len(self.ref) // 2
-                return np.concatenate([sample(min(_CHUNK, n - s)) for s in range(0, n, _CHUNK)])
-        finally:
-            generator.train(was_training)
+        n = len(self.ref) // 2
+        return _fixed_noise_samples(
+            generator, self.seed, lambda gen: cosmo_sampler(generator, self.model_options, device, gen, self.sigma8),
+            lambda sample: np.concatenate([sample(min(_CHUNK, n - s)) for s in range(0, n, _CHUNK)]))
 
     def score(self, generator: torch.nn.Module, device: torch.device) -> dict:
         return quick_score_cosmo(self.ref, self.generate(generator, device), self.pixel_rad, seed=self.seed)
@@ -143,16 +143,10 @@ class IsingFidelityMonitor:
     def generate(self, generator: torch.nn.Module, device: torch.device) -> np.ndarray:
         """(N, L, L) int8 spins at the reference's temperatures (as many at each), from fixed noise; G's mode is
         restored."""
-        was_training = generator.training
-        generator.eval()
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
-                sample = ising_sampler(generator, self.model_options, device, torch.Generator().manual_seed(self.seed))
-                t = self.temperature
-                return np.concatenate([sample(t[s:s + _CHUNK]) for s in range(0, len(t), _CHUNK)])
-        finally:
-            generator.train(was_training)
+        t = self.temperature
+        return _fixed_noise_samples(
+            generator, self.seed, lambda gen: ising_sampler(generator, self.model_options, device, gen),
+            lambda sample: np.concatenate([sample(t[s:s + _CHUNK]) for s in range(0, len(t), _CHUNK)]))
 
     def score(self, generator: torch.nn.Module, device: torch.device) -> dict:
         from hpcgen.fidelity.ising import summarise
