@@ -11,17 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from hpcgen.fidelity.cosmo import (
-    DEFAULT_CHUNK,
-    DEFAULT_HIST_BINS,
-    DEFAULT_RESAMPLES,
-    DEFAULT_SMOOTHING_ARCMIN,
     MINKOWSKI,
-    GeneratorLimits,
     ell_range_text,
     evaluate,
 )
 from hpcgen.jobs.report_common import REF_STYLE, SCHEMA, TEST_STYLE, fmt, json_safe, md
-from hpcgen.physics import map_statistics as ms
 
 PLOTS = {
     "power_spectrum": "power_spectrum.png",
@@ -293,31 +287,14 @@ def validate_cosmo(
     ref_name: str | None = None,
     test_name: str | None = None,
     *,
-    ref_limits: GeneratorLimits | None = None,
-    test_limits: GeneratorLimits | None = None,
-    smoothing_arcmin: float = DEFAULT_SMOOTHING_ARCMIN,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    nu=ms.DEFAULT_NU,
-    spectrum_bins=None,
-    hist_bins: int = DEFAULT_HIST_BINS,
-    chunk_size: int = DEFAULT_CHUNK,
     plots: bool = True,
+    **options,
 ) -> dict:
-    """Compare ``test`` maps with ``ref`` maps; write metrics.json, PNG plots and report.md to ``out_dir``.
-
-    ``*_kappa``: (N, n, n) arrays or h5py datasets of convergence, both with the same n×n pixels of side
-    ``pixel_rad`` radians (N ≥ 2 each, may differ). Maps are read in slices of ``chunk_size``. ``*_limits``: what
-    each sample's generator resolves (None = no declared limit). ``smoothing_arcmin``: Gaussian σ for peaks and
-    Minkowski functionals (0 = none). ``n_resamples``, ``seed``: the bootstrap floors. ``nu``: thresholds in units
-    of σ_ref (δ-window width = their smallest spacing). ``spectrum_bins``: bins of
-    :func:`hpcgen.ops.radial_power_spectrum` (a count or ℓ edges; None = its default). ``hist_bins``: pixel-histogram
-    bins over the reference's range. ``*_name`` is the source file shown in the report. ``plots=False`` skips the
-    PNGs. Returns the metrics dict that is written to ``out_dir/metrics.json``.
-    """
-    metrics = evaluate(ref_kappa, test_kappa, pixel_rad, ref_label, test_label, ref_limits=ref_limits,
-                       test_limits=test_limits, smoothing_arcmin=smoothing_arcmin, n_resamples=n_resamples, seed=seed,
-                       nu=nu, spectrum_bins=spectrum_bins, hist_bins=hist_bins, chunk_size=chunk_size)
+    """Compare ``test`` maps with ``ref`` maps by :func:`hpcgen.fidelity.cosmo.evaluate` (``options``: its keyword
+    arguments — limits, smoothing, resamples, seed, thresholds, binning, chunk size); write metrics.json, PNG plots
+    (unless ``plots=False``) and report.md to ``out_dir``. ``*_name`` is the source file shown in the report.
+    Returns the metrics dict written to ``out_dir/metrics.json``."""
+    metrics = evaluate(ref_kappa, test_kappa, pixel_rad, ref_label, test_label, **options)
     metrics["ref"]["file"], metrics["test"]["file"] = ref_name, test_name
     metrics = json_safe({"schema": SCHEMA, **metrics, "plots": list(PLOTS.values()) if plots else []})
     out = Path(out_dir)
