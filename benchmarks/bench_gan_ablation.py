@@ -1,18 +1,18 @@
 """Ablation of a GAN recipe at equal wall time and equal hardware: which choice makes it learn.
 
-Every arm is one ``hpcgen train calo|cosmo`` run on the same training data, with the same batch size and seed, for
+Every arm is one ``hpcgen train calo|cosmo|ising`` run on the same training data, with the same batch size and seed, for
 the same wall time (``--time-limit-s``) on one core of its own (``taskset``, OMP_NUM_THREADS=1; arms run
 ``--parallel`` at a time, one per core, so they share nothing but the memory bus). Each run scores itself on the
 held-out file every ``--eval-every`` steps (:mod:`hpcgen.train.monitor`; calorimeter: per-energy response,
 S(E_vis/E_p) and median per-layer S against their same-size floors, high-level classifier AUC; κ maps: C_ℓ error,
-pixel and peak S over their floors, Minkowski excess), so the result holds every arm's fidelity curve against wall
+pixel and peak S over their floors, Minkowski excess; Ising: E, |M|, χ, C_v errors per temperature, configuration AUC), so the result holds every arm's fidelity curve against wall
 time and samples seen, not a loss.
 
     python benchmarks/bench_gan_ablation.py --domain calo --data train.h5 --eval-data monitor.h5 [--minutes 10]
         [--arms factorised 3dgan ...] [--batch-size 32] [--eval-every 100] [--runs DIR] [--out PATH]
 
 Writes benchmarks/results/<domain>_gan_ablation.json (schema hpcgen.bench/1) and a plot beside it;
-docs/calo_gan.md and docs/cosmo_gan.md read them. Early-training figures only: an arm that is ahead after minutes
+docs/calo_gan.md, docs/cosmo_gan.md and docs/ising.md read them. Early-training figures only: an arm that is ahead after minutes
 is not proven ahead after hours.
 """
 
@@ -53,11 +53,21 @@ COSMO_ARMS: dict[str, list[str]] = {
     "half_width": ["--cosmo-width", "0.5"],
     "half_width_spectral": ["--cosmo-width", "0.5", "--spectral-loss"],
 }
+# `hpcgen train ising` defaults: Bernoulli read-out, feature matching of e and |m| per T (weight 1), EMA 0.999
+ISING_ARMS: dict[str, list[str]] = {
+    "default": [],
+    "sign_readout": ["--spin-readout", "sign"],
+    "no_feature_matching": ["--feature-matching", "0"],
+    "feature_matching_10": ["--feature-matching", "10"],
+    "no_ema": ["--g-ema", "0"],
+}
 DOMAINS = {  # domain -> (arms, monitor keys kept per evaluation, the key that ranks evaluations: smaller is better)
     "calo": (CALO_ARMS, ("AUC_high_level", "S_e_vis_over_e_p_over_floor", "S_layer_energy_median_over_floor",
                          "response_mean_rel_error_max", "response_width_rel_error_max"), "AUC_high_level"),
     "cosmo": (COSMO_ARMS, ("cl_max_abs_rel_err_valid", "S_pixel_histogram_over_floor_p95",
                            "S_peak_heights_over_floor_p95", "minkowski_excess_sigma_max"), "cl_max_abs_rel_err_valid"),
+    "ising": (ISING_ARMS, ("E_max_abs_rel_err", "absM_max_abs_rel_err", "chi_max_abs_rel_err", "Cv_max_abs_rel_err",
+                           "AUC_pooled"), "chi_max_abs_rel_err"),
 }
 
 

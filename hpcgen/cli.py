@@ -231,10 +231,14 @@ def _add_train(sub) -> None:
                    help="factorised: the training read-out of the hit threshold in G, D and the feature matching — "
                         "straight-through (exactly 0/1 as in generation, the sigmoid's gradient; default) | soft")
     c.add_argument("--no-spectral-norm", action="store_true", help="factorised: no spectral norm in D")
-    c.add_argument("--feature-matching", type=float, default=1.0,
-                   help="factorised: weight of matching the batch mean and spread of the physics features in G's loss")
-    c.add_argument("--g-ema", type=float, default=0.999,
-                   help="factorised: decay of G's weight average that generation uses (0 = off)")
+    p.add_argument("--feature-matching", type=float, default=1.0,
+                   help="factorised and ising: weight of matching the batch mean and spread of the physics features "
+                        "(ising: e and |m| per temperature) in G's loss (0 = off)")
+    p.add_argument("--g-ema", type=float, default=0.999,
+                   help="factorised and ising: decay of G's weight average that generation uses (0 = off)")
+    p.add_argument("--spin-readout", default="bernoulli",
+                   help="ising: the generator's ±1 read-out of its tanh field φ — bernoulli (s = +1 with probability "
+                        "(1 + φ)/2 per site; default) | sign (s = sign φ, the deterministic one)")
     p.add_argument("--sigma8-conditioning", action="store_true", help="CosmoGAN conditioned on σ8")
     p.add_argument("--spectral-loss", action="store_true", help="CosmoGAN spectral loss (needs the P(k) estimator)")
     p.add_argument("--cosmo-width", type=float, default=1.0,
@@ -794,7 +798,7 @@ def _train(args: argparse.Namespace) -> int:
         resume={"no": False, "yes": True, "auto": "auto"}[args.resume],
         checkpoint_every=args.checkpoint_every, lr_scaling=args.lr_scaling, warmup_steps=args.warmup_steps,
         device=args.device, bf16=args.bf16, ops_impl=args.ops_impl, g_steps=args.g_steps, sigma8_conditioning=args.sigma8_conditioning,
-        spectral_loss=args.spectral_loss, cosmo_width=args.cosmo_width, progress=_progress(args), calo_arch=args.calo_arch, calo_loss=args.calo_loss,
+        spectral_loss=args.spectral_loss, cosmo_width=args.cosmo_width, spin_readout=args.spin_readout, progress=_progress(args), calo_arch=args.calo_arch, calo_loss=args.calo_loss,
         d_view=args.d_view, readout=args.readout, spectral_norm=not args.no_spectral_norm, g_ema=args.g_ema,
         feature_matching=args.feature_matching,
         eval_data=args.eval_data, eval_every=args.eval_every, time_limit_s=args.time_limit_s, **_lr_option(args))

@@ -123,6 +123,7 @@ CALO_ARCHS = ("3dgan", "factorised")  # hpcgen.models.CALO_ARCHS, spelt out so t
 CALO_LOSSES = ("hinge", "bce")
 D_VIEWS = ("both", "physics", "cells")  # hpcgen.models.calo_factorised.D_VIEWS
 READOUTS = ("soft", "straight-through")  # hpcgen.models.calo_factorised.READOUTS
+SPIN_READOUTS = ("sign", "bernoulli")  # hpcgen.models.ising_dcgan.READOUTS
 ENGINES = ("ddp", "horovod")
 LR_SCALINGS = ("none", "linear")
 
@@ -166,8 +167,8 @@ class TrainConfig:
     d_view: str = "physics"  # what the factorised discriminator reads: both | physics | cells
     readout: str = "straight-through"  # the factorised GAN's training read-out: soft | straight-through
     spectral_norm: bool = True
-    feature_matching: float = 1.0  # weight of the physics-feature matching term in the factorised G loss
-    g_ema: float = 0.999  # decay of the generator's weight average (0 = off); generate samples the average
+    feature_matching: float = 1.0  # weight of the physics-feature matching term in the factorised and Ising G loss
+    g_ema: float = 0.999  # factorised and Ising: decay of G's weight average (0 = off); generate samples it
     # fidelity monitor: every eval_every steps rank 0 scores the generator against eval_data (metrics.jsonl)
     eval_data: Path | None = None
     eval_every: int = 0
@@ -181,6 +182,7 @@ class TrainConfig:
     spectral_weights: tuple[float, float] = (0.1, 0.1)  # λ1 (mean spectrum), λ2 (spectrum variance); our choice
     # Ising DCGAN (hpcgen.models.ising_dcgan): non-saturating BCE, Adam (lr_ising, β 0.5/0.999)
     lr_ising: float = 2e-4
+    spin_readout: str = "bernoulli"  # the generator's ±1 read-out (sign | bernoulli); ablation in docs/ising.md
 
     def __post_init__(self) -> None:
         if self.domain not in TRAIN_DOMAINS:
@@ -217,6 +219,7 @@ class TrainConfig:
         check_choice(self.calo_loss, CALO_LOSSES, "--calo-loss")
         check_choice(self.d_view, D_VIEWS, "--d-view")
         check_choice(self.readout, READOUTS, "--readout")
+        check_choice(self.spin_readout, SPIN_READOUTS, "--spin-readout")
         if self.feature_matching < 0:
             raise UserError(f"--feature-matching: expected a weight >= 0, got {self.feature_matching}")
         if not 0 <= self.g_ema < 1:
@@ -232,6 +235,8 @@ class TrainConfig:
                             f"{self.cosmo_width}")
         if self.cosmo_width != 1.0 and self.domain != "cosmo":
             raise UserError("--cosmo-width: only applies to `train cosmo` (CosmoGAN)")
+        if self.spin_readout != "bernoulli" and self.domain != "ising":
+            raise UserError("--spin-readout: only applies to `train ising` (the Ising DCGAN)")
         if self.spectral_loss and self.domain != "cosmo":
             raise UserError("--spectral-loss: only applies to `train cosmo` (CosmoGAN)")
         if self.sigma8_conditioning and self.domain == "ising":

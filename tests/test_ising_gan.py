@@ -110,6 +110,46 @@ def test_straight_through_gradient_is_the_tanh_gradient():
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_bernoulli_readout_draws_each_spin_with_mean_equal_to_the_field_and_its_gradient_is_the_fields():
+    g, _ = build_gan("ising", L=L, readout="bernoulli")
+    _, t, z = _batch()
+    with pytest.raises(ValueError, match="needs site_uniforms"):
+        g(z, t)
+    field = g.tanh_output(z, t).detach()
+    gen = torch.Generator().manual_seed(3)
+    draws = torch.stack([g(z, t, torch.rand(6, L, L, generator=gen)).detach() for _ in range(4000)])
+    assert torch.isin(draws, torch.tensor([-1.0, 1.0])).all()
+    # E[s | φ] = φ: over 4000 draws the per-site mean has standard error ≤ 1/√4000 ≈ 0.016
+    assert (draws.mean(0) - field).abs().max() < 6 / 4000**0.5
+    assert not torch.equal(draws[0], draws[1])  # the uniforms matter, not only the field's sign
+    u = torch.rand(6, L, L, generator=gen)
+    torch.testing.assert_close(g(z, t, u), torch.where(u < (1 + g.tanh_output(z, t)) / 2, 1.0, -1.0))
+    weights = torch.randn(6, L, L, generator=gen)
+
+    def grads(out):
+        g.zero_grad()
+        (weights * out).sum().backward()
+        return [p.grad.clone() for p in g.parameters()]
+
+    for a, b in zip(grads(g(z, t, u)), grads(g.tanh_output(z, t))):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_sampler_draws_the_bernoulli_readouts_uniforms_after_the_noise():
+    g, _ = build_gan("ising", L=L, readout="bernoulli")
+    g.eval()
+    temperature = np.full(50, 3.0)
+    out = ising_sampler(g, {"L": L, "readout": "bernoulli"}, torch.device("cpu"), torch.Generator().manual_seed(5))(
+        temperature)
+    gen = torch.Generator().manual_seed(5)
+    z, u = torch.randn(50, g.latent_dim, generator=gen), torch.rand(50, L, L, generator=gen)
+    with torch.no_grad():
+        raw = g(z, torch.as_tensor(temperature, dtype=torch.float32), u).numpy().astype(np.int8)
+    for i in range(50):  # each sample is a flip and translation of the generator's draw from those uniforms
+        assert any(np.array_equal(out[i], sign * np.roll(raw[i], (-a, -b), axis=(0, 1)))
+                   for sign in (1, -1) for a in range(L) for b in range(L))
+
+
 def test_discriminator_is_exactly_flip_invariant_in_training_and_eval_mode():
     _, d = build_gan("ising", L=L)
     spins, t, _ = _batch()
@@ -183,6 +223,8 @@ def test_flops_and_parameters_follow_the_layer_arithmetic_and_T_C_is_the_exact_o
     conv = sum(9 * c.in_channels * c.out_channels * sizes[id(c)] ** 2 for c in (*g.up, g.out))
     assert summary["generator_flops_per_sample"] == 2 * (linear + conv)
     assert flops_per_sample(g, "ising") == summary["generator_flops_per_sample"] and g.training
+    # the Bernoulli read-out draws and compares; it adds no multiply-adds
+    assert flops_per_sample(build_gan("ising", L=16, readout="bernoulli")[0], "ising") == 2 * (linear + conv)
     with pytest.raises(ValueError, match="expects an IsingGenerator"):
         flops_per_sample(build_gan("cosmo", image_size=16)[0], "ising")
 
@@ -251,8 +293,15 @@ def test_train_ising_writes_the_monitor_scores_into_metrics(ising_files, tmp_pat
         assert set(ISING_TARGETS) | {"meets_targets", "AUC_pooled"} <= set(e) and e["temperatures"] == list(TEMPS)
         assert all(r["n_ref"] == r["n_test"] == 16 for r in e["per_temperature"].values())
     assert evals[0] != evals[1]  # the generator changed between the scores
+    # the paperwork a shipped run gets from benchmarks/ising_gan.sh: its monitor curve and its provenance
+    from hpcgen.bench.shipped_gan import plot_training_curve, write_provenance
+
+    assert plot_training_curve(tmp_path / "run", "ising").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    prov = write_provenance(tmp_path / "run", Path(__file__).resolve().parents[1], 4).read_text()
+    assert "Ising DCGAN checkpoint run@2" in prov and f"L = {L}, bernoulli read-out, feature matching 1.0" in prov
+    assert "8 configurations seen" in prov and f"configuration classifier AUC {evals[-1]['AUC_pooled']:.3g}" in prov
     ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
-    assert ckpt["model_options"] == {"L": L} and ckpt["data_meta"]["temperatures"] == list(TEMPS)
+    assert ckpt["model_options"] == {"L": L, "readout": "bernoulli"} and ckpt["data_meta"]["temperatures"] == list(TEMPS)
 
 
 def test_resume_refuses_training_data_of_another_lattice_size(trained, tmp_path):
@@ -261,6 +310,9 @@ def test_resume_refuses_training_data_of_another_lattice_size(trained, tmp_path)
     res = run_cli(*_train(trained.parent / "l16.h5", run, 2, "--resume"))
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "holds an Ising GAN for 8×8 lattices, but --data has L = 16" in res.stderr
+    res = run_cli(*_train(trained.parent / "train.h5", run, 2, "--resume", "--spin-readout", "sign"))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "holds an Ising GAN with the bernoulli read-out; resume it with --spin-readout bernoulli" in res.stderr
 
 
 def test_a_resumed_ising_run_ends_bit_identical_to_an_uninterrupted_one(trained, tmp_path):
@@ -271,7 +323,8 @@ def test_a_resumed_ising_run_ends_bit_identical_to_an_uninterrupted_one(trained,
     res = run_cli(*_train(trained.parent / "train.h5", straight, 2))
     assert res.returncode == 0, res.stderr[-2000:]
     resumed, uninterrupted = (torch.load(r / "checkpoint.pt", weights_only=False)["state"] for r in (run, straight))
-    for net in ("G", "D"):
+    assert resumed["ema_updates"] == uninterrupted["ema_updates"] == 2  # the weight average is kept and resumed
+    for net in ("G", "D", "G_ema"):
         for k, v in uninterrupted[net].items():
             assert torch.equal(resumed[net][k], v), f"{net}.{k} differs after resuming"
 
@@ -304,6 +357,9 @@ def test_generate_writes_an_ising_file_that_validate_ising_accepts(trained, tmp_
     (lambda d: _train(d / "calo.h5", d / "r", 1), "schema is 'hpcgen.calo/1', expected 'hpcgen.ising/1'"),
     (lambda d: _train(d / "l10.h5", d / "r", 1), "L that is a multiple of 4 (e.g. 16, 32, 64), got L = 10"),
     (lambda d: _train(d / "train.h5", d / "r", 1, "--sigma8-conditioning"), "--sigma8-conditioning: only applies"),
+    (lambda d: _train(d / "train.h5", d / "r", 1, "--spin-readout", "coin"), "--spin-readout: expected sign or bernoulli, got 'coin'"),
+    (lambda d: ["train", "calo", "--data", str(d / "calo.h5"), "--out", str(d / "r"), "--steps", "1",
+                "--spin-readout", "sign"], "--spin-readout: only applies to `train ising`"),
     (lambda d: _train(d / "train.h5", d / "r", 1, "--eval-data", str(d / "l16.h5"), "--eval-every", "1"),
      "holds 16×16 configurations, the training data 8×8"),
     (lambda d: _train(d / "train.h5", d / "r", 1, "--eval-data", str(d / "hot.h5"), "--eval-every", "1"),
@@ -340,3 +396,23 @@ def test_two_rank_ising_training_keeps_parameters_identical_on_both_ranks(ising_
     assert [m["step"] for m in lines] == [1, 2, 3]
     assert all(m["world_size"] == 2 and m["engine"] == engine for m in lines)
     assert all(np.isfinite([m["loss_D"], m["loss_G"]]).all() for m in lines)
+
+
+def test_feature_matching_compares_moments_within_each_temperature_only():
+    from hpcgen.train.tasks import per_temperature_moment_gap
+
+    gen = torch.Generator().manual_seed(4)
+    temperature = torch.tensor([2.0] * 6 + [3.0] * 4 + [3.5])  # 3.5: one sample, no spread: left out
+    real = torch.randn(11, 2, generator=gen)
+    assert per_temperature_moment_gap(real, real, temperature) == 0
+    within = real[torch.tensor([5, 4, 3, 2, 1, 0, 9, 8, 7, 6, 10])]  # shuffled inside each temperature
+    assert per_temperature_moment_gap(within, real, temperature) < 1e-12
+    across = real[torch.tensor([0, 1, 2, 3, 4, 9, 6, 7, 8, 5, 10])]  # one swap between 2.0 and 3.0
+    assert per_temperature_moment_gap(across, real, temperature) > 1e-3
+    shifted = real.clone()
+    shifted[6:10, 1] += 0.5  # |m| at T = 3.0 off by 0.5: gap = (4/10) · (0.5² / 2 features)
+    torch.testing.assert_close(per_temperature_moment_gap(shifted, real, temperature), torch.tensor(0.4 * 0.125))
+    spread = real.clone()
+    spread[:6, 0] = real[:6, 0].mean() + 2 * (real[:6, 0] - real[:6, 0].mean())  # e at T = 2.0 twice as wide
+    expected = 0.6 * (real[:6, 0].std() ** 2) / 2
+    torch.testing.assert_close(per_temperature_moment_gap(spread, real, temperature), expected)

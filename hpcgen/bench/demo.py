@@ -13,8 +13,9 @@ Steps (every rank takes part; files and reports come from rank 0):
    throughput``), and write ``report/report.md`` from the result files alone (``hpcgen report``).
 
 ``--domain cosmo`` runs the same steps on weak-lensing κ maps (PM, lognormal, CosmoGAN); ``--domain ising`` on the
-2D Ising model at L = 16: Metropolis reference configurations over a few temperatures, the Ising GAN trained with
-DDP (continuing benchmarks/results/ising_gan when it exists and the job has 2 ranks, else from scratch), generated,
+2D Ising model at L = 32 (``--tiny``: 16): Metropolis reference configurations over a few temperatures, the Ising GAN
+trained with DDP (continuing benchmarks/results/ising_gan when it exists, holds a GAN of that L and the job has 2
+ranks, else from scratch), generated,
 validated against the reference, and the independent-samples throughput of Metropolis, Wolff and the GAN with
 their fidelity.
 """
@@ -248,11 +249,22 @@ ISING_SIZES = {
     True: {"L": 16, "temperatures": "2.0,Tc,3.0", "n": 64, "steps": 2, "gan_n": 32, "tp_temperatures": (2.0, 3.0),
            "gan_batches": (1, 16), "seconds": 0.05, "repeats": 2, "max_seconds": 0.3, "tau_min_sweeps": 256,
            "fidelity_n": 16, "classifier": False},
-    False: {"L": 16, "temperatures": "1.8,2.1,Tc,2.5,3.0", "n": 1000, "steps": 200, "gan_n": 500,
+    False: {"L": 32, "temperatures": "1.8,2.1,Tc,2.5,3.0", "n": 1000, "steps": 100, "gan_n": 500,
             "tp_temperatures": (1.8, 2.1, 2.269185314213022, 2.5, 3.0), "gan_batches": (1, 16, 64, 256),
             "seconds": 0.3, "repeats": 3, "max_seconds": 3.0, "tau_min_sweeps": 4096, "fidelity_n": 200,
             "classifier": True},
 }
+
+
+def _shipped_ising_for(L: int) -> Path | None:
+    """The shipped Ising checkpoint when it exists and was trained on L×L lattices (a GAN only generates its own L),
+    else None (train from scratch)."""
+    from hpcgen.train.checkpoint import load_checkpoint
+
+    if not (SHIPPED_ISING_CHECKPOINT / "checkpoint.pt").exists():
+        return None
+    side = load_checkpoint(SHIPPED_ISING_CHECKPOINT).get("model_options", {}).get("L")
+    return SHIPPED_ISING_CHECKPOINT if side == L else None
 
 
 def _ising_validator(classifier: bool):
@@ -279,7 +291,7 @@ def _run_demo_ising(cfg: DemoConfig, world, log) -> Path:
     pipe.step(f"simulate metropolis: {s['n']} configurations of {s['L']}² at T = {s['temperatures']} on "
               f"{world.size} ranks", lambda: simulate_ising(sim, world))
     run_dir = out / "run"
-    pipe.train_gan(SHIPPED_ISING_CHECKPOINT, "Ising GAN", 8, domain="ising", data=out / "metropolis.h5",
+    pipe.train_gan(_shipped_ising_for(s["L"]), "Ising GAN", 8, domain="ising", data=out / "metropolis.h5",
                    seed=cfg.seed, steps=s["steps"])
     pipe.step(f"generate {s['gan_n']} GAN configurations per temperature", lambda: generate(
         GenerateConfig(checkpoint=run_dir, n=s["gan_n"], out=out / "gan.h5", seed=cfg.seed, overwrite=True,

@@ -5,7 +5,9 @@
 ``config["reference"]``; an Ising result, ``config["domain"] == "ising"``: independent samples/s, τ_int and
 fidelity per L and temperature, and the GAN's speed-up over each Monte Carlo), ``fused_ops`` (kernel speed-ups), ``scaling`` (efficiency vs ranks,
 measured points and model predictions), ``fidelity`` (verdict tables per generator: value [floor p95] per metric and
-energy); any other kind gets a generic table of its rows. Measured rows, model
+energy), ``ising_mc`` (benchmarks/bench_ising_mc.py: the Ising Monte Carlo's exact checks with pulls, the Binder
+crossing, τ_int against L at T_c with the fitted z, and a two-panel figure); any other kind gets a generic table of
+its rows. Measured rows, model
 predictions and literature anchors are always shown in separate, labelled tables. Numbers: 3 significant digits;
 a summary reads ``median [min–max], n=N``; ``—`` is null (none, or not recorded).
 """
@@ -362,12 +364,138 @@ def _render_fidelity(result: dict, stem: str, out_dir: Path) -> list[str]:
     return lines
 
 
+def _pm(value: float, error: float) -> str:
+    """"value ± error" with the error to two significant digits and the value to the same decimals."""
+    if not (error and math.isfinite(error)):
+        return f"{fmt(value)} ± {fmt(error)}"
+    decimals = max(0, 1 - math.floor(math.log10(abs(error))))
+    return f"{value:.{decimals}f} ± {error:.{decimals}f}"
+
+
+_OBSERVABLE_LABELS = {"e": "e", "abs_m": "|m|", "C_v": "C_v", "chi": "χ", "U4": "U4"}
+
+
+def _ising_label(r: dict) -> str:
+    return f"{r['algorithm'][:4]} {_OBSERVABLE_LABELS.get(r['observable'], r['observable'])} L={r['L']} " \
+           f"T={r['temperature']:.3g} ({r['check']})"
+
+
+def ising_mc_figure(result: dict, path: Path) -> None:
+    """Two panels from an ``ising_mc`` result: τ_int(|m|) against L at T_c (log-log, both algorithms, the fitted
+    power laws with z in the legend: solid over L ≥ 16, dotted over all L) and the pulls (MC − exact)/σ of the
+    exact-check rows with the ±3σ band."""
+    fig = Figure(figsize=(12, 6.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2, width_ratios=[1, 1.1])
+    colours = {"metropolis": "C0", "wolff": "C3"}
+    tau = [r for r in result["rows"] if r.get("section") == "tau" and r["observable"] == "abs_m"]
+    fits = {(f["algorithm"], f["L_min"]): f for f in result.get("fits", [])
+            if f["observable"] == "abs_m" and f.get("z") is not None}
+    for alg in dict.fromkeys(r["algorithm"] for r in tau):
+        rs = sorted((r for r in tau if r["algorithm"] == alg), key=lambda r: r["L"])
+        Ls = [r["L"] for r in rs]
+        left.errorbar(Ls, [r["tau"] for r in rs], yerr=[r["error"] for r in rs], fmt="o", capsize=3,
+                      color=colours.get(alg), label=f"{alg} (measured)")
+        for L_min, style in ((16, "-"), (min(Ls), ":")):
+            f = fits.get((alg, L_min))
+            if f is None or (L_min == min(Ls) and L_min == 16):
+                continue
+            x = [min(f["L"]), max(f["L"])]
+            left.plot(x, [f["amplitude"] * v ** f["z"] for v in x], style, color=colours.get(alg),
+                      label=f"{alg} fit L ≥ {L_min}: z = {f['z']:.2f} ± {f['z_err_scaled']:.2f}")
+    left.set_xscale("log", base=2)
+    left.set_yscale("log")
+    Ls = sorted({r["L"] for r in tau})
+    if Ls:
+        left.set_xticks(Ls, [str(v) for v in Ls])
+        left.minorticks_off()
+    left.set_xlabel("L")
+    left.set_ylabel("τ_int(|m|) at T_c [sweeps; Wolff: Wolff sweeps]")
+    left.set_title("critical slowing down: τ_int ∝ L^z", fontsize=10)
+    left.legend(fontsize=7)
+
+    exact = [r for r in result["rows"] if r.get("section") == "exact"]
+    y = list(range(len(exact)))[::-1]
+    right.axvspan(-3, 3, color="0.9", label="±3σ")
+    right.axvline(0, color="grey", lw=0.8)
+    for alg in dict.fromkeys(r["algorithm"] for r in exact):
+        sel = [(yy, r) for yy, r in zip(y, exact) if r["algorithm"] == alg]
+        right.plot([r["pull"] for _, r in sel], [yy for yy, _ in sel], "o", color=colours.get(alg), label=alg)
+    right.set_yticks(y, [_ising_label(r) for r in exact], fontsize=6)
+    lim = max([3.5] + [abs(r["pull"]) + 0.5 for r in exact])
+    right.set_xlim(-lim, lim)
+    right.set_xlabel("pull (MC − exact)/σ")
+    right.set_title("Monte Carlo against exact results", fontsize=10)
+    right.legend(fontsize=7, loc="lower right")
+    fig.savefig(path, dpi=110)
+
+
+def _render_ising_mc(result: dict, stem: str, out_dir: Path) -> list[str]:
+    """An ``ising_mc`` result (benchmarks/bench_ising_mc.py): the exact checks with pulls, the Binder crossing,
+    τ_int against L at T_c and the fitted dynamic exponents z, then the figure."""
+    rows = result["rows"]
+    exact = [r for r in rows if r.get("section") == "exact"]
+    table = [{"check": r["check"], "algorithm": r["algorithm"], "L": r["L"], "T": f"{r['temperature']:.4f}",
+              "observable": _OBSERVABLE_LABELS.get(r["observable"], r["observable"]),
+              "mc": _pm(r["value"], r["error"]), "exact": f"{r['exact']:.6f}", "pull": f"{r['pull']:+.2f}",
+              "ok": "✓" if r["within_3sigma"] else "✗", "method": r["error_method"]} for r in exact]
+    cols = ["check", "algorithm", "L", "T", "observable", "mc", "exact", "pull", "ok", "method"]
+    heads = ["check", "algorithm", "L", "T [J/k_B]", "observable", "MC ± σ", "exact", "pull (MC − exact)/σ",
+             "within 3σ", "σ from"]
+    n_ok = sum(r["within_3sigma"] for r in exact)
+    lines = [f"### Exact checks: {n_ok} of {len(exact)} within 3σ", ""] + _table(table, cols, heads)
+    shifts = [r for r in exact if r.get("kaufman_minus_onsager_over_sigma") is not None]
+    if shifts:
+        worst = max(abs(r["kaufman_minus_onsager_over_sigma"]) for r in shifts)
+        lines += [(f"Kaufman's exact finite-L energy differs from Onsager's L → ∞ value by at most "
+                   f"{fmt(worst)} σ in the Onsager rows (negligible)."), ""]
+    binder = [r for r in rows if r.get("section") == "binder"]
+    if binder:
+        table = [{"T": f"T_c {r['T_minus_Tc']:+.2f}", "small": _pm(**r["U4_small"]), "large": _pm(**r["U4_large"]),
+                  "diff": _pm(r["difference"], r["difference_error"]), "pull": f"{r['pull']:+.1f}",
+                  "expected": r["expected_sign"], "ok": "✓" if r["passes"] else "✗"} for r in binder]
+        s, g = binder[0]["L_small"], binder[0]["L_large"]
+        lines += [f"### Binder crossing ({binder[0]['algorithm']})", ""] + _table(
+            table, ["T", "small", "large", "diff", "pull", "expected", "ok"],
+            ["T", f"U4(L={s})", f"U4(L={g})", f"U4({g}) − U4({s})", "difference/σ", "expected", "passes (3σ)"])
+    tau = [r for r in rows if r.get("section") == "tau"]
+    if tau:
+        table = []
+        for r in tau:
+            table.append({"algorithm": r["algorithm"], "L": r["L"],
+                          "observable": _OBSERVABLE_LABELS.get(r["observable"], r["observable"]),
+                          "tau": _pm(r["tau"], r["error"]), "from": r["error_used"], "chains": r["n_chains"],
+                          "sweeps": "/".join(str(n) for n in dict.fromkeys(r["sweeps"])),
+                          "windows": ", ".join(str(w) for w in r["windows"]),
+                          "n_over_tau": f"{r['min_n_over_tau']:.0f}", "reliable": "yes" if r["reliable"] else "no",
+                          "ns": fmt(r["ns_per_update"]["median"])})
+        cols = ["algorithm", "L", "observable", "tau", "from", "chains", "sweeps", "windows", "n_over_tau",
+                "reliable", "ns"]
+        heads = ["algorithm", "L", "observable", "τ_int [sweeps] ± σ", "σ from", "chains", "sweeps per chain",
+                 "windows W", "min N/τ", "reliable", "ns per update (Metropolis) / flipped spin (Wolff)"]
+        lines += [f"### τ_int at T_c = {result['config'].get('critical_temperature', 2.269185):.6f}", ""]
+        lines += _table(table, cols, heads)
+    fits = [f for f in result.get("fits", []) if f.get("z") is not None]
+    if fits:
+        table = [{"algorithm": f["algorithm"], "observable": _OBSERVABLE_LABELS.get(f["observable"], f["observable"]),
+                  "L": ", ".join(str(v) for v in f["L"]), "z": _pm(f["z"], f["z_err"]),
+                  "chi2": f"{f['chi2']:.1f}/{f['dof']}", "z_scaled": _pm(f["z"], f["z_err_scaled"])} for f in fits]
+        lines += ["### Dynamic exponent z: weighted least squares of ln τ_int on ln L", ""] + _table(
+            table, ["algorithm", "observable", "L", "z", "chi2", "z_scaled"],
+            ["algorithm", "observable", "sizes L", "z ± σ (weights)", "χ²/dof", "z ± σ·√max(1, χ²/dof)"])
+    png = f"{stem}_ising_mc.png"
+    ising_mc_figure(result, out_dir / png)
+    return lines + [f"![τ_int against L and exact-check pulls]({png})", ""]
+
+
 def _render_generic(result: dict, stem: str, out_dir: Path) -> list[str]:
     return ["Measured rows:", ""] + _table(result["rows"])
 
 
 RENDERERS = {"mc_throughput": _render_throughput, "throughput": _render_throughput, "fused_ops": _render_fused_ops,
-             "scaling": _render_scaling, "fidelity": _render_fidelity}
+             "scaling": _render_scaling, "fidelity": _render_fidelity, "ising_mc": _render_ising_mc}
+# top-level keys a renderer shows itself (not repeated as "Derived" tables after it)
+RENDERED_KEYS = {"ising_mc": ("fits",)}
 
 
 def _section(path: Path, result: dict, stem: str, out_dir: Path) -> list[str]:
@@ -377,12 +505,14 @@ def _section(path: Path, result: dict, stem: str, out_dir: Path) -> list[str]:
               f"torch {fmt(host['torch'])}, mpi {fmt(host['mpi_library'])}, engine {fmt(host['engine'])}; "
               f"created {result['created']}."), ""]
     renderer = RENDERERS.get(kind, _render_generic)
+    shown = RENDERED_KEYS.get(kind, ())
     try:
         lines += renderer(result, stem, out_dir)
     except (KeyError, TypeError, ValueError, StopIteration) as e:  # an odd file still gets its rows shown
         lines += [f"(could not draw the `{kind}` view: {type(e).__name__}: {e}; generic table instead)", ""]
         lines += _render_generic(result, stem, out_dir)
-    for key in (k for k in result if k not in _STANDARD_KEYS):  # derived values and notes stored with the run
+        shown = ()
+    for key in (k for k in result if k not in _STANDARD_KEYS and k not in shown):  # derived values and notes
         v = result[key]
         if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
             lines += [f"Derived `{key}`:", ""] + _table(v)

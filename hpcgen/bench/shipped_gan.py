@@ -25,6 +25,12 @@ MONITOR_PLOTS = {
                ("S_peak_heights_over_floor_p95", "peak heights S / floor p95", 2.0, True),
                ("minkowski_excess_sigma_max", "Minkowski: max (D − floor p50)/σ_floor", 2.0, False)),
               "CosmoGAN: in-training fidelity monitor (held-out κ maps)"),
+    "ising": ((("E_max_abs_rel_err", "max |ΔE/E| over T", 0.02, True),
+               ("absM_max_abs_rel_err", "max |Δ|M|/|M|| over T", 0.02, True),
+               ("chi_max_abs_rel_err", "max |Δχ/χ| over T", 0.10, True),
+               ("Cv_max_abs_rel_err", "max |ΔC_v/C_v| over T", 0.10, True),
+               ("AUC_pooled", "configuration classifier AUC", 0.75, False)),
+              "Ising DCGAN: in-training fidelity monitor (held-out Wolff configurations)"),
 }
 
 
@@ -86,6 +92,20 @@ _RECIPE = {
                      "--batch-size {batch} --steps {steps} {flags}--eval-data monitor.h5 --resume auto",
                      "             mpirun -n 2 hpcgen generate --checkpoint run --n 2000",
                      "             hpcgen validate cosmo --ref heldout.h5 --test gan.h5"]},
+    "ising": {
+        "what": "Ising DCGAN", "unit": "configurations",
+        "data": ["data:      10000 Wolff configurations per temperature at T = 1.5,1.75,2,2.1,2.2,Tc,2.35,2.5,2.75,3,"
+                 "3.5, thinned to ceil(2 tau_int), seed 1 (train.h5)",
+                 "monitor:   2000 per temperature, seed 2 (monitor.h5; model selection only)",
+                 "reference: 40000 per temperature, seed 3 (reference.h5; never seen before validation)"],
+        "commands": ["commands:  benchmarks/ising_gan.sh data; benchmarks/ising_gan.sh train; "
+                     "benchmarks/ising_gan.sh validate",
+                     "           = mpirun -n 2 hpcgen train ising --data train.h5 --out run --engine ddp "
+                     "--batch-size {batch} --steps {steps} --seed 11 --eval-data monitor.h5 --eval-every 250 "
+                     "--checkpoint-every 250 --resume auto --time-limit-s 1800",
+                     "             hpcgen generate --checkpoint run --n 20000 --seed 404",
+                     "             hpcgen validate ising --ref reference.h5 --test gan.h5 --classifier-seeds 2 "
+                     "--classifier-resamples 5"]},
 }
 
 
@@ -102,8 +122,13 @@ def write_provenance(dest: str | Path, root: str | Path, batch_per_rank: str | i
     evals = evaluations(dest)
     host = host_info("ddp")
     world = int(ckpt["world_size"])
-    arch = f", arch {cfg.get('calo_arch', '3dgan')}" if domain == "calo" else (
-        ", spectral loss" if cfg.get("spectral_loss") else ", no spectral loss")
+    if domain == "calo":
+        arch = f", arch {cfg.get('calo_arch', '3dgan')}"
+    elif domain == "cosmo":
+        arch = ", spectral loss" if cfg.get("spectral_loss") else ", no spectral loss"
+    else:
+        arch = (f", L = {ckpt['model_options']['L']}, {cfg.get('spin_readout', 'sign')} read-out, feature matching "
+                f"{cfg.get('feature_matching')}, EMA {cfg.get('g_ema')}")
     flags = "--spectral-loss " if cfg.get("spectral_loss") else ""
     lines = [
         f"{recipe['what']} checkpoint {ckpt['checkpoint_id']} (hpcgen {ckpt['hpcgen_version']}{arch})",

@@ -26,7 +26,7 @@ _OPTIONS = {
     "calo": ("arch", "latent_dim", "image_shape", "output_scale", "dropout", "sampling_fraction", "threshold",
              "view", "spectral_norm", "readout"),
     "cosmo": ("latent_dim", "image_size", "sigma8_conditioning", "width"),
-    "ising": ("L", "latent_dim"),
+    "ising": ("L", "latent_dim", "readout"),
 }
 
 
@@ -113,7 +113,8 @@ def _example_inputs(generator: nn.Module, domain: str) -> tuple:
     if domain == "ising":
         if not isinstance(generator, IsingGenerator):
             raise ValueError(f"domain 'ising' expects an IsingGenerator, got {type(generator).__name__}")
-        return noise, torch.full((1,), T_C)
+        uniforms = torch.full((1, generator.L, generator.L), 0.5) if generator.needs_site_uniforms else None
+        return noise, torch.full((1,), T_C), uniforms
     if not isinstance(generator, CosmoGenerator):
         raise ValueError(f"domain 'cosmo' expects a CosmoGenerator, got {type(generator).__name__}")
     return noise, (torch.full((1,), 0.8) if generator.sigma8_conditioning else None)
@@ -189,8 +190,8 @@ def cosmo_sampler(g: torch.nn.Module, model_options: dict, device: torch.device,
 
 def ising_sampler(g: torch.nn.Module, model_options: dict, device: torch.device, noise_gen: torch.Generator):
     """``sample(temperatures) -> (B, L, L)`` int8 numpy spins, exactly ±1, at ``temperatures`` (B,) in J/k_B from a
-    trained Ising generator (in the mode the caller set; its read-out is the sign in every mode), noise from
-    ``noise_gen``. Every sample then gets a random global flip (probability 1/2) and a uniformly random lattice
+    trained Ising generator (in the mode the caller set; its read-out is the one it was trained with, in every
+    mode), noise (and the ``bernoulli`` read-out's site uniforms) from ``noise_gen``. Every sample then gets a random global flip (probability 1/2) and a uniformly random lattice
     translation, also from ``noise_gen`` (:func:`hpcgen.models.ising_dcgan.random_lattice_symmetry`): the output
     distribution is exactly Z2- and translation-symmetric."""
     L = int(model_options["L"])
@@ -199,7 +200,8 @@ def ising_sampler(g: torch.nn.Module, model_options: dict, device: torch.device,
     def sample(temperatures: np.ndarray) -> np.ndarray:
         t = torch.as_tensor(np.asarray(temperatures, dtype=np.float32)).to(device)
         z = torch.randn(len(t), g.latent_dim, generator=noise_gen).to(device)
-        spins = random_lattice_symmetry(g(z, t).float(), noise_gen)
+        u = torch.rand(len(t), L, L, generator=noise_gen).to(device) if g.needs_site_uniforms else None
+        spins = random_lattice_symmetry(g(z, t, u).float(), noise_gen)
         if spins.shape[1:] != (L, L):
             raise ValueError(f"the generator makes {tuple(spins.shape[1:])} lattices, model_options say L = {L}")
         return spins.to(torch.int8).cpu().numpy()

@@ -23,9 +23,14 @@ T_c, one network for all temperatures, judged by comparing its observables with 
   transposed convolution (which has no circular padding in torch, and makes checkerboard artefacts: Odena et al.,
   Distill 2016). Normalisation is pixel norm (Karras et al., arXiv:1710.10196), not BatchNorm: no layer depends
   on the batch, so training and generation compute the same function and samples are independent.
-- **Exactly ±1 output**: the last layer is tanh, and the read-out is its sign (ties +1) in every mode; in training
-  the sign is straight-through (Bengio, Léonard & Courville, arXiv:1308.3432): forward exactly ±1, backward the
-  tanh's gradient, so the discriminator always sees what generation emits (:func:`straight_through_sign`).
+- **Exactly ±1 output**, two read-outs of the last layer's tanh field φ ∈ (−1, 1) (``readout``), the same in
+  training and generation, so the discriminator always sees what generation emits:
+  ``sign`` — s = sign(φ), ties +1 (deterministic: all randomness is the latent noise; :func:`straight_through_sign`);
+  ``bernoulli`` — s = +1 with probability (1 + φ)/2, independently per site given φ (E[s | φ] = φ), from uniforms
+  the caller draws (:func:`bernoulli_spins`). The Bernoulli read-out gives every site its own randomness, as the
+  Monte Carlo's spins have; with the sign read-out, L² spins are a deterministic function of latent_dim numbers.
+  Both are straight-through in training (Bengio, Léonard & Courville, arXiv:1308.3432): forward exactly ±1,
+  backward the gradient of φ — for ``bernoulli`` that is the gradient of E[s | φ], an unbiased estimator.
 - Discriminator: stride-1 circular 3×3 convolutions dilated 1, 2, 4, …, L/4 (receptive field L − 1: the whole
   torus), global average pooling, and a head that also reads two physics features, the energy per site e and |m|
   (the observables the fidelity targets are set on; translation- and flip-invariant by construction). Spectral
@@ -59,6 +64,7 @@ EMBED = 32  # width of the temperature embedding
 D_HEAD = 64
 _SLOPE = 0.2
 _EPS = 1e-8
+READOUTS = ("sign", "bernoulli")  # the generator's ±1 read-out of its tanh field (module docstring)
 
 
 def check_lattice_side(L: int) -> int:
@@ -77,6 +83,15 @@ def straight_through_sign(x: torch.Tensor) -> torch.Tensor:
     """sign(x) with ties +1 in the forward pass (exactly ±1), the identity's gradient (hence x's) backward."""
     hard = torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
     return hard + (x - x.detach())  # x − x is exactly 0: the forward value is exactly ±1
+
+
+def bernoulli_spins(field: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Spins exactly ±1: +1 where ``uniforms`` < (1 + field)/2, so P(s = +1) = (1 + φ)/2 and E[s | φ] = φ for
+    uniforms ~ U[0, 1); straight-through: the forward value is the draw, the gradient is φ's."""
+    if uniforms.shape != field.shape:
+        raise ValueError(f"site uniforms must have the field's shape {tuple(field.shape)}, got {tuple(uniforms.shape)}")
+    hard = torch.where(uniforms.to(field.dtype) < 0.5 * (1 + field), 1.0, -1.0).to(field.dtype)
+    return hard + (field - field.detach())
 
 
 def energy_per_site(spins: torch.Tensor) -> torch.Tensor:
@@ -157,17 +172,21 @@ def _check_batch(spins_or_noise: torch.Tensor, temperature: torch.Tensor) -> Non
 
 
 class IsingGenerator(nn.Module):
-    """noise (B, latent_dim), T (B,) in J/k_B → spins (B, L, L), exactly ±1 (float; straight-through in training).
+    """noise (B, latent_dim), T (B,) in J/k_B [, site uniforms (B, L, L)] → spins (B, L, L), exactly ±1 (float;
+    straight-through in training).
 
-    :meth:`tanh_output` is the pre-read-out field in (−1, 1). Batch-independent: every sample is a function of its
-    own noise and temperature only.
+    :meth:`tanh_output` is the pre-read-out field in (−1, 1); ``readout`` (:data:`READOUTS`) turns it into spins,
+    ``bernoulli`` from the caller's site uniforms (:attr:`needs_site_uniforms`). Batch-independent: every sample is
+    a function of its own noise, uniforms and temperature only.
     """
 
-    def __init__(self, L: int = 32, latent_dim: int = 64) -> None:
+    def __init__(self, L: int = 32, latent_dim: int = 64, readout: str = "sign") -> None:
         super().__init__()
         if int(latent_dim) < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
-        self.L, self.latent_dim = check_lattice_side(L), int(latent_dim)
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
+        self.L, self.latent_dim, self.readout = check_lattice_side(L), int(latent_dim), readout
         c0, c1, c2 = G_CHANNELS
         self._base = self.L // 4
         self.embed = _embedding(EMBED)
@@ -196,9 +215,21 @@ class IsingGenerator(nn.Module):
         h = self.linear(torch.cat([noise, e], dim=1)).view(-1, G_CHANNELS[0], self._base, self._base)
         return self.body(h, e)
 
-    def forward(self, noise: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
-        """Spins exactly ±1 (sign of the tanh field, ties +1); the gradient is the tanh's (straight-through)."""
-        return straight_through_sign(self.tanh_output(noise, temperature))
+    @property
+    def needs_site_uniforms(self) -> bool:
+        """Whether :meth:`forward` needs per-site uniforms in [0, 1) (the ``bernoulli`` read-out)."""
+        return self.readout == "bernoulli"
+
+    def forward(self, noise: torch.Tensor, temperature: torch.Tensor,
+                site_uniforms: torch.Tensor | None = None) -> torch.Tensor:
+        """Spins exactly ±1 by the read-out (``sign``: ties +1; ``bernoulli``: from ``site_uniforms``, required);
+        the gradient is the tanh field's (straight-through)."""
+        field = self.tanh_output(noise, temperature)
+        if self.readout == "sign":
+            return straight_through_sign(field)
+        if site_uniforms is None:
+            raise ValueError("the bernoulli read-out needs site_uniforms of shape (B, L, L), uniform in [0, 1)")
+        return bernoulli_spins(field, site_uniforms)
 
 
 class IsingDiscriminator(nn.Module):

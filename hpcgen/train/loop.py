@@ -215,6 +215,10 @@ def _train(cfg: TrainConfig, engine, images, cond, task_kwargs, data_meta) -> di
         if cfg.domain == "ising" and side != task.model_options["L"]:
             raise UserError(f"--resume: {cfg.out} holds an Ising GAN for {side}×{side} lattices, but --data has "
                             f"L = {task.model_options['L']}; resume it with training data of the same L")
+        readout = ckpt.get("model_options", {}).get("readout", "sign")  # Ising runs from before the choice: sign
+        if cfg.domain == "ising" and readout != cfg.spin_readout:
+            raise UserError(f"--resume: {cfg.out} holds an Ising GAN with the {readout} read-out; resume it with "
+                            f"--spin-readout {readout}")
         task.load_state(ckpt["state"])
         set_rng_state(ckpt["rng"][rank], noise_gen)
         start = int(ckpt["step"])

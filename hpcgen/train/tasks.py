@@ -18,7 +18,9 @@ labels swapped for a whole batch with probability ``label_swap``; κ enters thro
 Ising DCGAN (:mod:`hpcgen.models.ising_dcgan`, after Liu, Rodrigues & Cai, arXiv:1710.04987): non-saturating
 BCE-with-logits, Adam (lr 2e-4, β 0.5/0.999), ``g_steps`` (default 1) G steps per D step, no label swapping;
 spins enter as ±1 floats, the condition is T in J/k_B; the generator's training output is already exactly ±1
-(straight-through sign), so D sees real and generated configurations in the same discrete form.
+(its straight-through read-out, ``--spin-readout``), so D sees real and generated configurations in the same
+discrete form; feature matching of e and |m| per temperature (``--feature-matching``,
+:func:`per_temperature_moment_gap`) and the same weight average of G as the factorised GAN (``--g-ema``).
 
 A task never knows which engine it runs on: it calls ``engine.wrap_model`` / ``wrap_optimizer`` / ``unwrap`` and
 freezes D during the generator step, so no DDP reducer or Horovod hook fires for D there.
@@ -35,6 +37,7 @@ import torch.nn.functional as F
 
 from hpcgen.config import TrainConfig
 from hpcgen.models import build_gan
+from hpcgen.models.ising_dcgan import abs_magnetisation_per_site, energy_per_site
 from hpcgen.models.pixel_transform import kappa_to_pixel, pixel_to_kappa
 
 COSMO_LATENT = 64
@@ -152,6 +155,48 @@ class GANTask(abc.ABC):
         self.opt_D.load_state_dict(state["opt_D"])
 
 
+class _GeneratorAverage:
+    """An exponential moving average of G's weights (``cfg.g_ema``; 0 = off), updated after every step; generation
+    and the monitor sample the average (:meth:`sampling_generator`), and checkpoints keep it. Mixed into the tasks
+    that use it, before :class:`GANTask`."""
+
+    def init_weight_average(self) -> None:
+        g = self.engine.unwrap(self.G)
+        self.G_ema = copy.deepcopy(g).requires_grad_(False) if self.cfg.g_ema > 0 else None
+        self.ema_updates = 0
+
+    def step(self, images, cond):
+        out = super().step(images, cond)
+        if self.G_ema is not None:
+            self.ema_updates += 1
+            # warm-up (as in Ho et al.'s and Karras et al.'s code): early averages do not drag the initial weights
+            decay = min(self.cfg.g_ema, (1 + self.ema_updates) / (10 + self.ema_updates))
+            with torch.no_grad():
+                src = self.engine.unwrap(self.G)
+                for p_ema, p in zip(self.G_ema.parameters(), src.parameters()):
+                    p_ema.lerp_(p.detach(), 1.0 - decay)
+                for b_ema, b in zip(self.G_ema.buffers(), src.buffers()):
+                    b_ema.copy_(b)
+        return out
+
+    def sampling_generator(self) -> torch.nn.Module:
+        """The weight average when kept, else G."""
+        return self.G_ema if self.G_ema is not None else self.engine.unwrap(self.G)
+
+    def state(self) -> dict:
+        out = super().state()
+        if self.G_ema is not None:
+            out["G_ema"] = self.G_ema.state_dict()
+            out["ema_updates"] = self.ema_updates
+        return out
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(state.get("G_ema", state["G"]))
+            self.ema_updates = int(state.get("ema_updates", 0))
+
+
 class CaloGANTask(GANTask):
     domain = "calo"
 
@@ -210,7 +255,7 @@ class CaloGANTask(GANTask):
         return g(self.noise(len(energy_gev), CALO_LATENT), energy_gev.to(self.device)) / self.cfg.image_scale
 
 
-class CaloFactorisedTask(GANTask):
+class CaloFactorisedTask(_GeneratorAverage, GANTask):
     """The factorised calorimeter GAN (module docstring); D is called as D(x, E_p) and returns one score."""
 
     domain = "calo"
@@ -229,8 +274,7 @@ class CaloFactorisedTask(GANTask):
             self.engine.unwrap(self.D).fit_feature_scaling(x, e)
             g.fit_template(x, e)
             g.fit_response(x, e)
-        self.G_ema = copy.deepcopy(g).requires_grad_(False) if cfg.g_ema > 0 else None
-        self.ema_updates = 0
+        self.init_weight_average()
 
     def base_lr(self) -> float:
         return self.cfg.lr_factorised
@@ -269,36 +313,6 @@ class CaloFactorisedTask(GANTask):
         fm = ((f_fake.mean(0) - f_real.mean(0)) ** 2 + (f_fake.std(0) - f_real.std(0)) ** 2).mean()
         return {"loss_G": loss + self.cfg.feature_matching * fm, "adv_G": loss, "fm_G": fm}
 
-    def step(self, images, cond):
-        out = super().step(images, cond)
-        if self.G_ema is not None:
-            self.ema_updates += 1
-            # warm-up (as in Ho et al.'s and Karras et al.'s code): early averages do not drag the initial weights
-            decay = min(self.cfg.g_ema, (1 + self.ema_updates) / (10 + self.ema_updates))
-            with torch.no_grad():
-                src = self.engine.unwrap(self.G)
-                for p_ema, p in zip(self.G_ema.parameters(), src.parameters()):
-                    p_ema.lerp_(p.detach(), 1.0 - decay)
-                for b_ema, b in zip(self.G_ema.buffers(), src.buffers()):
-                    b_ema.copy_(b)
-        return out
-
-    def sampling_generator(self) -> torch.nn.Module:
-        """The weight average when kept, else G."""
-        return self.G_ema if self.G_ema is not None else self.engine.unwrap(self.G)
-
-    def state(self) -> dict:
-        out = super().state()
-        if self.G_ema is not None:
-            out["G_ema"] = self.G_ema.state_dict()
-            out["ema_updates"] = self.ema_updates
-        return out
-
-    def load_state(self, state: dict) -> None:
-        super().load_state(state)
-        if self.G_ema is not None:
-            self.G_ema.load_state_dict(state.get("G_ema", state["G"]))
-            self.ema_updates = int(state.get("ema_updates", 0))
 
 
 class CosmoGANTask(GANTask):
@@ -363,14 +377,16 @@ class CosmoGANTask(GANTask):
         return pixel_to_kappa(g(self.noise(len(sigma8), COSMO_LATENT), self._s8(sigma8.to(self.device))))
 
 
-class IsingGANTask(GANTask):
+class IsingGANTask(_GeneratorAverage, GANTask):
     """The Ising DCGAN (module docstring); D(spins, T) returns one logit, invariant to s → −s and translations."""
 
     domain = "ising"
 
     def __init__(self, cfg: TrainConfig, engine, noise_gen: torch.Generator, L: int) -> None:
-        super().__init__(cfg, engine, noise_gen, {"L": int(L)})
+        super().__init__(cfg, engine, noise_gen, {"L": int(L), "readout": cfg.spin_readout})
         self.latent = self.engine.unwrap(self.G).latent_dim
+        self.L = int(L)
+        self.init_weight_average()
 
     @property
     def g_steps(self) -> int:
@@ -387,16 +403,51 @@ class IsingGANTask(GANTask):
         return spins, torch.from_numpy(np.ascontiguousarray(cond, dtype=np.float32)).to(self.device)
 
     def fake(self, temperature: torch.Tensor) -> torch.Tensor:
-        return self.G(self.noise(len(temperature), self.latent), temperature)
+        z = self.noise(len(temperature), self.latent)
+        if not self.engine.unwrap(self.G).needs_site_uniforms:
+            return self.G(z, temperature)
+        return self.G(z, temperature, self.rand((len(temperature), self.L, self.L)))
 
     def d_losses(self, real, temperature):
         with torch.no_grad():
             fake = self.fake(temperature)
+            self._real_features = ising_physics_features(real)
         # softplus(−x) = BCE(x, 1), softplus(x) = BCE(x, 0)
         l_real = F.softplus(-self.D(real, temperature).float()).mean()
         l_fake = F.softplus(self.D(fake, temperature).float()).mean()
         return {"loss_D": l_real + l_fake, "bce_D_real": l_real, "bce_D_fake": l_fake}
 
     def g_loss(self, temperature):
-        logit = self.engine.unwrap(self.D)(self.fake(temperature), temperature)
-        return {"loss_G": F.softplus(-logit.float()).mean()}
+        fake = self.fake(temperature)
+        logit = self.engine.unwrap(self.D)(fake, temperature)
+        loss = F.softplus(-logit.float()).mean()
+        if not self.cfg.feature_matching:
+            return {"loss_G": loss}
+        fm = per_temperature_moment_gap(ising_physics_features(fake), self._real_features, temperature)
+        return {"loss_G": loss + self.cfg.feature_matching * fm, "adv_G": loss, "fm_G": fm}
+
+
+def ising_physics_features(spins: torch.Tensor) -> torch.Tensor:
+    """(B, L, L) spins → (B, 2) [e, |m|] per site, differentiable (the estimators of the discriminator's head)."""
+    return torch.stack([energy_per_site(spins), abs_magnetisation_per_site(spins)], dim=1)
+
+
+def per_temperature_moment_gap(fake: torch.Tensor, real: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """Feature matching (Salimans et al., arXiv:1606.03498) per temperature: the fakes are made at the real batch's
+    temperatures, so at every temperature of the batch both hold equally many samples; the squared gaps of their
+    means and standard deviations (per feature; C_v and χ are the spreads of e and |m| at one T), averaged over
+    features and over the temperatures with ≥ 2 samples, each weighted by its share of the batch. Equal group
+    sizes give both sides the same small-sample bias of the standard deviation."""
+    gaps, total = [], 0
+    for t in torch.unique(temperature):
+        k = temperature == t
+        n = int(k.sum())
+        if n < 2:
+            continue
+        f, r = fake[k], real[k]
+        gap = (f.mean(0) - r.mean(0)) ** 2 + (f.std(0) - r.std(0)) ** 2
+        gaps.append(n * gap.mean())
+        total += n
+    if not gaps:
+        return fake.sum() * 0.0
+    return torch.stack(gaps).sum() / total
