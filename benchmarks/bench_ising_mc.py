@@ -59,8 +59,9 @@ import numpy as np
 
 from bench_common import pin_to_one_core, summarise, write_result
 
+from hpcgen.sim.ising import ALGORITHMS  # its order fixes the algorithm index of the streams
+
 SIGMAS = 3.0
-ALGORITHMS = ("metropolis", "wolff")
 SECTION_KEYS = {"exact": 1, "binder": 2, "tau": 3}
 Z_GUESS = {"metropolis": 2.17, "wolff": 0.25}  # only to size the next L's chains (and the L = 128 cost check)
 TAU_GUESS_L8 = {"metropolis": 4.0, "wolff": 1.2}
@@ -77,16 +78,17 @@ FULL = {
             "target_n_over_tau": 1300, "min_sweeps": {"metropolis": 100000, "wolff": 20000},
             "max_sweeps": 4_000_000, "min_thermalise": 1000, "thermalise_taus": 20, "max_cost_s": 300.0},
 }
+# the same plan at test size (seconds of CPU; nothing in it is reliable)
 QUICK = {
-    "onsager": {"L": 32, "temperatures": [1.5, 2.0, 3.5], "sweeps": 3000, "thermalise": 300},
-    "enumeration": {"L": 4, "sweeps": 20000, "thermalise": 300},
-    "kaufman": {"L": [16, 32], "sweeps": 4000, "thermalise": 300},
+    **FULL,
+    "onsager": {**FULL["onsager"], "sweeps": 3000, "thermalise": 300},
+    "enumeration": {**FULL["enumeration"], "sweeps": 20000, "thermalise": 300},
+    "kaufman": {**FULL["kaufman"], "sweeps": 4000, "thermalise": 300},
     "jackknife_blocks": 20,
-    "binder": {"L": [8, 16], "dT": 0.05, "sweeps": 4000, "thermalise": 200},
-    "tau": {"L": [8, 16, 32],
-            "chains": {"metropolis": {"8": 2, "16": 2, "32": 2}, "wolff": {"8": 2, "16": 2, "32": 2}},
-            "target_n_over_tau": 0, "min_sweeps": {"metropolis": 3000, "wolff": 2000},
-            "max_sweeps": 3000, "min_thermalise": 200, "thermalise_taus": 20, "max_cost_s": 300.0},
+    "binder": {**FULL["binder"], "sweeps": 4000, "thermalise": 200},
+    "tau": {**FULL["tau"], "L": [8, 16, 32], "chains": {a: {"8": 2, "16": 2, "32": 2} for a in ALGORITHMS},
+            "target_n_over_tau": 0, "min_sweeps": {"metropolis": 3000, "wolff": 2000}, "max_sweeps": 3000,
+            "min_thermalise": 200},
 }
 
 LITERATURE = [
@@ -256,7 +258,7 @@ def binder_rows(plan: dict, seed: int) -> list[dict]:
 
 def tau_chain(seed, algorithm, L, chain_index, tau_guess, p) -> dict:
     """One chain at T_c sized from ``tau_guess`` and extended until τ_int of e and |m| are reliable."""
-    from hpcgen.physics.autocorrelation import integrated_autocorrelation_time
+    from hpcgen.physics.autocorrelation import RELIABLE_LENGTH, integrated_autocorrelation_time
     from hpcgen.physics.ising_exact import T_C
     from hpcgen.sim.ising import MIN_CALIBRATION_SWEEPS, IsingChain
 
@@ -278,7 +280,7 @@ def tau_chain(seed, algorithm, L, chain_index, tau_guess, p) -> dict:
         te, tm = integrated_autocorrelation_time(np.concatenate(es)), integrated_autocorrelation_time(np.concatenate(ms))
         if (te.reliable and tm.reliable) or total >= p["max_sweeps"]:
             break
-        need = math.ceil(1.2 * 1000 * max(te.tau, tm.tau))  # RELIABLE_LENGTH τ̂ with a 20 % margin
+        need = math.ceil(1.2 * RELIABLE_LENGTH * max(te.tau, tm.tau))  # a reliable length with a 20 % margin
         n = min(p["max_sweeps"] - total, max(need - total, total // 4))
     cpu = time.process_time() - t0
     if algorithm == "metropolis":  # sweeps_done counts the thermalisation sweeps too

@@ -17,11 +17,7 @@ STEPS=${STEPS:-40000}
 BATCH=${BATCH:-32}
 SITTING_S=${SITTING_S:-0}
 DEST=${DEST:-$ROOT/benchmarks/results/calo_gan}
-export PATH="$ROOT/.venv/bin:$PATH" HPCGEN_NO_PROGRESS=${HPCGEN_NO_PROGRESS:-1}
-[ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPI=(mpirun -n 2 --oversubscribe -x OMP_NUM_THREADS=1 -x HPCGEN_NO_PROGRESS)
-mkdir -p "$WORK" "$DEST"
-cd "$WORK"
+source "$ROOT/benchmarks/shipped_gan_lib.sh"
 
 data() {
     SIM=(hpcgen simulate calo --generator cascade)
@@ -31,21 +27,8 @@ data() {
 }
 
 train() {
-    set +e
-    "${MPI[@]}" hpcgen train calo --data train.h5 --out run --engine ddp --batch-size "$BATCH" --steps "$STEPS" \
-        --seed 11 --eval-data monitor.h5 --eval-every 500 --checkpoint-every 250 --resume auto \
-        --time-limit-s "$SITTING_S"
-    rc=$?
-    set -e
-    [ $rc = 0 ] || [ $rc = 75 ] || exit $rc  # 75: the sitting's time limit; run `train` again to continue
-    cp run/checkpoint.pt run/metrics.jsonl run/config.json "$DEST/"
-    [ -e run/summary.json ] && cp run/summary.json "$DEST/"
-    python - "$DEST" <<'PY'
-import sys
-from hpcgen.bench.shipped_gan import plot_training_curve
-plot_training_curve(sys.argv[1])
-PY
-    echo "sitting done (exit $rc): $DEST"
+    train_sitting calo run --data train.h5 --batch-size "$BATCH" --steps "$STEPS" --eval-data monitor.h5 \
+        --eval-every 500 --checkpoint-every 250 --time-limit-s "$SITTING_S"
 }
 
 validate() {
@@ -53,19 +36,7 @@ validate() {
     "${MPI[@]}" hpcgen generate --checkpoint run --n 5000 --energy-gev 10,50,100,200,500 --seed 404 --out gen/gan.h5
     rm -rf validation
     hpcgen validate calo --ref heldout.h5 --test gen/gan.h5 --out validation --per-energy-classifier
-    cp validation/metrics.json "$DEST/validation_metrics.json"
-    cp validation/report.md validation/*.png "$DEST/"
-    python - "$DEST" "$ROOT" "$BATCH" <<'PY'
-import sys
-from hpcgen.bench.shipped_gan import write_provenance
-write_provenance(*sys.argv[1:])
-PY
+    publish_validation validation "$BATCH"
 }
 
-case "${1:-all}" in
-    data) data ;;
-    train) train ;;
-    validate) validate ;;
-    all) data; train; validate ;;
-    *) echo "usage: $0 data|train|validate|all" >&2; exit 2 ;;
-esac
+dispatch "$@"

@@ -22,11 +22,7 @@ PIXELS=${PIXELS:-128}
 SPECTRAL=${SPECTRAL:-1}
 if [ "$SPECTRAL" = 1 ]; then RUN=run; FLAGS=(--spectral-loss); SUFFIX=""; else RUN=run_nospec; FLAGS=(); SUFFIX=_nospec; fi
 DEST=${DEST:-$ROOT/benchmarks/results/cosmo_gan$SUFFIX}
-export PATH="$ROOT/.venv/bin:$PATH" HPCGEN_NO_PROGRESS=${HPCGEN_NO_PROGRESS:-1}
-[ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPI=(mpirun -n 2 --oversubscribe -x OMP_NUM_THREADS=1 -x HPCGEN_NO_PROGRESS)
-mkdir -p "$WORK" "$DEST"
-cd "$WORK"
+source "$ROOT/benchmarks/shipped_gan_lib.sh"
 
 data() {
     SIM=(hpcgen simulate cosmo --generator lognormal --pixels "$PIXELS")
@@ -36,17 +32,8 @@ data() {
 }
 
 train() {
-    set +e
-    "${MPI[@]}" hpcgen train cosmo --data train.h5 --out "$RUN" --engine ddp --batch-size "$BATCH" --steps "$STEPS" \
-        --seed 11 "${FLAGS[@]}" --eval-data monitor.h5 --eval-every 250 --checkpoint-every 250 --resume auto \
-        --time-limit-s "$SITTING_S"
-    rc=$?
-    set -e
-    [ $rc = 0 ] || [ $rc = 75 ] || exit $rc  # 75: the sitting's time limit; run `train` again to continue
-    cp "$RUN"/checkpoint.pt "$RUN"/metrics.jsonl "$RUN"/config.json "$DEST/"
-    [ -e "$RUN"/summary.json ] && cp "$RUN"/summary.json "$DEST/"
-    python -c 'import sys; from hpcgen.bench.shipped_gan import plot_training_curve as p; p(sys.argv[1], "cosmo")' "$DEST"
-    echo "sitting done (exit $rc): $DEST"
+    train_sitting cosmo "$RUN" --data train.h5 --batch-size "$BATCH" --steps "$STEPS" "${FLAGS[@]}" \
+        --eval-data monitor.h5 --eval-every 250 --checkpoint-every 250 --time-limit-s "$SITTING_S"
 }
 
 validate() {
@@ -54,16 +41,7 @@ validate() {
     "${MPI[@]}" hpcgen generate --checkpoint "$RUN" --n 2000 --seed 404 --out "gen$SUFFIX/gan.h5"
     rm -rf "validation$SUFFIX"
     hpcgen validate cosmo --ref heldout.h5 --test "gen$SUFFIX/gan.h5" --out "validation$SUFFIX"
-    cp "validation$SUFFIX/metrics.json" "$DEST/validation_metrics.json"
-    cp "validation$SUFFIX"/report.md "validation$SUFFIX"/*.png "$DEST/"
-    python -c 'import sys; from hpcgen.bench.shipped_gan import write_provenance as w; w(*sys.argv[1:])' \
-        "$DEST" "$ROOT" "$BATCH"
+    publish_validation "validation$SUFFIX" "$BATCH"
 }
 
-case "${1:-all}" in
-    data) data ;;
-    train) train ;;
-    validate) validate ;;
-    all) data; train; validate ;;
-    *) echo "usage: $0 data|train|validate|all" >&2; exit 2 ;;
-esac
+dispatch "$@"

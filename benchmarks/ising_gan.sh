@@ -20,11 +20,7 @@ BATCH=${BATCH:-64}
 SITTING_S=${SITTING_S:-1800}
 DEST=${DEST:-$ROOT/benchmarks/results/ising_gan}
 TEMPS=1.5,1.75,2.0,2.1,2.2,Tc,2.35,2.5,2.75,3.0,3.5
-export PATH="$ROOT/.venv/bin:$PATH" HPCGEN_NO_PROGRESS=${HPCGEN_NO_PROGRESS:-1} OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1
-[ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPI=(mpirun -n 2 --oversubscribe -x OMP_NUM_THREADS -x NUMBA_NUM_THREADS -x HPCGEN_NO_PROGRESS)
-mkdir -p "$WORK" "$DEST"
-cd "$WORK"
+source "$ROOT/benchmarks/shipped_gan_lib.sh"
 
 data() {
     SIM=(hpcgen simulate ising --algorithm wolff --L 32 --temperatures "$TEMPS" --no-progress)
@@ -34,17 +30,8 @@ data() {
 }
 
 train() {
-    set +e
-    "${MPI[@]}" hpcgen train ising --data train.h5 --out run --engine ddp --batch-size "$BATCH" --steps "$STEPS" \
-        --seed 11 --eval-data monitor.h5 --eval-every 250 --checkpoint-every 250 --resume auto \
-        --time-limit-s "$SITTING_S"
-    rc=$?
-    set -e
-    [ $rc = 0 ] || [ $rc = 75 ] || exit $rc  # 75: the sitting's time limit
-    cp run/checkpoint.pt run/metrics.jsonl run/config.json "$DEST/"
-    [ -e run/summary.json ] && cp run/summary.json "$DEST/"
-    python -c 'import sys; from hpcgen.bench.shipped_gan import plot_training_curve as p; p(sys.argv[1], "ising")' "$DEST"
-    echo "sitting done (exit $rc): $DEST"
+    train_sitting ising run --data train.h5 --batch-size "$BATCH" --steps "$STEPS" --eval-data monitor.h5 \
+        --eval-every 250 --checkpoint-every 250 --time-limit-s "$SITTING_S"
 }
 
 validate() {
@@ -53,16 +40,7 @@ validate() {
     rm -rf validation
     hpcgen validate ising --ref reference.h5 --test gen/gan.h5 --out validation --classifier-seeds 2 \
         --classifier-resamples 5
-    cp validation/metrics.json "$DEST/validation_metrics.json"
-    cp validation/report.md validation/*.png "$DEST/"
-    python -c 'import sys; from hpcgen.bench.shipped_gan import write_provenance as w; w(*sys.argv[1:])' \
-        "$DEST" "$ROOT" "$BATCH"
+    publish_validation validation "$BATCH"
 }
 
-case "${1:-all}" in
-    data) data ;;
-    train) train ;;
-    validate) validate ;;
-    all) data; train; validate ;;
-    *) echo "usage: $0 data|train|validate|all" >&2; exit 2 ;;
-esac
+dispatch "$@"

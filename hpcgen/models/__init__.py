@@ -191,8 +191,8 @@ def cosmo_sampler(g: torch.nn.Module, model_options: dict, device: torch.device,
 def ising_sampler(g: torch.nn.Module, model_options: dict, device: torch.device, noise_gen: torch.Generator):
     """``sample(temperatures) -> (B, L, L)`` int8 numpy spins, exactly ±1, at ``temperatures`` (B,) in J/k_B from a
     trained Ising generator (in the mode the caller set; its read-out is the one it was trained with, in every
-    mode), noise (and the ``bernoulli`` read-out's site uniforms) from ``noise_gen``. Every sample then gets a random global flip (probability 1/2) and a uniformly random lattice
-    translation, also from ``noise_gen`` (:func:`hpcgen.models.ising_dcgan.random_lattice_symmetry`): the output
+    mode), noise (and the ``bernoulli`` read-out's site uniforms) from ``noise_gen``. Every sample then gets a
+    random global flip (probability 1/2) and a uniformly random lattice translation, also from ``noise_gen`` (:func:`hpcgen.models.ising_dcgan.random_lattice_symmetry`): the output
     distribution is exactly Z2- and translation-symmetric."""
     L = int(model_options["L"])
 

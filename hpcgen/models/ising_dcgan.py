@@ -107,6 +107,12 @@ def abs_magnetisation_per_site(spins: torch.Tensor) -> torch.Tensor:
     return spins.float().mean(dim=(1, 2)).abs()
 
 
+def physics_features(spins: torch.Tensor) -> torch.Tensor:
+    """(B, L, L) spins → (B, 2) [e, |m|] per site, float32, differentiable: what the discriminator's head reads
+    beside its convolutions, and what the generator's feature matching compares."""
+    return torch.stack([energy_per_site(spins), abs_magnetisation_per_site(spins)], dim=1)
+
+
 def random_lattice_symmetry(spins: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Each configuration of (B, L, L) flipped (s → −s) with probability 1/2 and translated by a uniformly random
     lattice vector, all drawn from ``gen`` (a CPU generator): the generated distribution becomes exactly symmetric
@@ -255,7 +261,7 @@ class IsingDiscriminator(nn.Module):
         h = torch.cat([spins[:, None], t[:, :, None, None].expand(b, 1, self.L, self.L).to(spins.dtype)], dim=1)
         for conv in self.convs:
             h = F.leaky_relu(conv(h), _SLOPE)
-        physics = torch.stack([energy_per_site(spins), abs_magnetisation_per_site(spins)], dim=1)
+        physics = physics_features(spins)
         features = torch.cat([h.mean(dim=(2, 3)).to(physics.dtype), physics, self.embed(t)], dim=1)
         return self.head(features).squeeze(1)
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from hpcgen.config import TrainConfig
 from hpcgen.models import build_gan
-from hpcgen.models.ising_dcgan import abs_magnetisation_per_site, energy_per_site
+from hpcgen.models.ising_dcgan import physics_features as ising_physics_features
 from hpcgen.models.pixel_transform import kappa_to_pixel, pixel_to_kappa
 
 COSMO_LATENT = 64
@@ -411,7 +411,8 @@ class IsingGANTask(_GeneratorAverage, GANTask):
     def d_losses(self, real, temperature):
         with torch.no_grad():
             fake = self.fake(temperature)
-            self._real_features = ising_physics_features(real)
+            if self.cfg.feature_matching:
+                self._real_features = ising_physics_features(real)
         # softplus(−x) = BCE(x, 1), softplus(x) = BCE(x, 0)
         l_real = F.softplus(-self.D(real, temperature).float()).mean()
         l_fake = F.softplus(self.D(fake, temperature).float()).mean()
@@ -425,11 +426,6 @@ class IsingGANTask(_GeneratorAverage, GANTask):
             return {"loss_G": loss}
         fm = per_temperature_moment_gap(ising_physics_features(fake), self._real_features, temperature)
         return {"loss_G": loss + self.cfg.feature_matching * fm, "adv_G": loss, "fm_G": fm}
-
-
-def ising_physics_features(spins: torch.Tensor) -> torch.Tensor:
-    """(B, L, L) spins → (B, 2) [e, |m|] per site, differentiable (the estimators of the discriminator's head)."""
-    return torch.stack([energy_per_site(spins), abs_magnetisation_per_site(spins)], dim=1)
 
 
 def per_temperature_moment_gap(fake: torch.Tensor, real: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
